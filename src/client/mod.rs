@@ -1,0 +1,99 @@
+//! One connected WebSocket client: who it is, and the reader and writer of its socket.
+//!
+//! `session` runs a connection from handshake to close on the connection's own
+//! thread (its reader); `outbox` is the only way bytes reach its socket.
+
+pub(crate) mod io;
+pub mod outbox;
+pub mod session;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime};
+
+pub use self::outbox::{Offer, Outbox, OutboxConfig};
+
+/// A client's id: unique for the life of the server, never reused (addresses are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Milliseconds on a process-wide monotonic clock, for "last heard from" stamps.
+pub fn monotonic_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// When a client was last heard from: updated by its reader on every read.
+#[derive(Debug)]
+pub struct LastSeen(AtomicU64);
+
+impl LastSeen {
+    /// Stamped now.
+    pub fn now() -> LastSeen {
+        LastSeen(AtomicU64::new(monotonic_ms()))
+    }
+
+    /// Records that bytes arrived.
+    pub fn touch(&self) {
+        self.0.store(monotonic_ms(), Relaxed);
+    }
+
+    /// Milliseconds since bytes last arrived.
+    pub fn silent_ms(&self) -> u64 {
+        monotonic_ms().saturating_sub(self.0.load(Relaxed))
+    }
+}
+
+/// A registered client, shared by the registry, its reader and its writer.
+pub struct Client {
+    /// Unique id.
+    pub id: ClientId,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// When the handshake completed.
+    pub connected_at: SystemTime,
+    /// When bytes last arrived from the peer.
+    pub last_seen: Arc<LastSeen>,
+    /// The socket's single writer.
+    pub outbox: Arc<Outbox>,
+    /// Why the server ended this connection, when it did (slow, reaped, shutdown).
+    ended_by_server: OnceLock<String>,
+}
+
+impl Client {
+    /// A client whose handshake just completed.
+    pub fn new(id: ClientId, peer: SocketAddr, last_seen: Arc<LastSeen>, outbox: Arc<Outbox>) -> Client {
+        Client {
+            id,
+            peer,
+            connected_at: SystemTime::now(),
+            last_seen,
+            outbox,
+            ended_by_server: OnceLock::new(),
+        }
+    }
+
+    /// Records why the server is ending this connection; true the first time only.
+    pub fn mark_ended(&self, reason: impl Into<String>) -> bool {
+        self.ended_by_server.set(reason.into()).is_ok()
+    }
+
+    /// Why the server ended this connection, if it did.
+    pub fn ended_reason(&self) -> Option<&str> {
+        self.ended_by_server.get().map(String::as_str)
+    }
+}
+
+impl fmt::Display for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "client {} ({})", self.id, self.peer)
+    }
+}

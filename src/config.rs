@@ -1,0 +1,133 @@
+//! Command-line flags (each also read from a `WSPUSH_*` environment variable).
+//!
+//! `Config` holds the flags as given; `server::Server::start` validates them
+//! and derives what the server runs with (the pod list, the client limit).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// How the ping thread pings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PingStyle {
+    /// A WebSocket Ping frame; browsers answer it by themselves.
+    Frame,
+    /// A Ping frame and also a text message `ping`, as the tutorial's clients expect.
+    Text,
+}
+
+/// wspush: push messages from an HTTP call to every connected WebSocket client.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "wspush", version, about, max_term_width = 100)]
+pub struct Config {
+    /// Address of the WebSocket listener (clients connect to /echo).
+    #[arg(long, env = "WSPUSH_WS_ADDR", default_value = "0.0.0.0:8080")]
+    pub ws_addr: SocketAddr,
+
+    /// Address of the HTTP side port (publishing, stats, the page).
+    #[arg(long, env = "WSPUSH_HTTP_ADDR", default_value = "127.0.0.1:8081")]
+    pub http_addr: SocketAddr,
+
+    /// Folder of static files served by the HTTP side port.
+    #[arg(long, env = "WSPUSH_HTML_DIR", default_value = "html")]
+    pub html_dir: PathBuf,
+
+    /// Seconds between pings to each client.
+    #[arg(long, env = "WSPUSH_PING_INTERVAL", default_value = "10", value_parser = parse_seconds)]
+    pub ping_interval: Duration,
+
+    /// Seconds of silence (no pong, no frame) after which a client is dropped.
+    #[arg(long, env = "WSPUSH_PONG_TIMEOUT", default_value = "30", value_parser = parse_seconds)]
+    pub pong_timeout: Duration,
+
+    /// `frame`: Ping frames only; `text`: also a text message "ping".
+    #[arg(long, env = "WSPUSH_PING_STYLE", value_enum, default_value_t = PingStyle::Frame)]
+    pub ping_style: PingStyle,
+
+    /// Messages a client may have waiting before it is dropped as a slow consumer.
+    #[arg(long, env = "WSPUSH_QUEUE_LEN", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue_len: u32,
+
+    /// Most clients at once [default: what the fd, thread and memory-map limits allow, minus a reserve].
+    #[arg(long, env = "WSPUSH_MAX_CLIENTS")]
+    pub max_clients: Option<usize>,
+
+    /// Largest message (and frame) accepted from a client, in bytes; larger ones get close 1009.
+    #[arg(long, env = "WSPUSH_MAX_MESSAGE_BYTES", default_value_t = 65536)]
+    pub max_message_bytes: usize,
+
+    /// Largest HTTP request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "WSPUSH_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Browser origin allowed to connect (repeatable; `*` = any). None given: pages
+    /// whose host is the host the client connected to, and clients that send no Origin.
+    #[arg(long = "allowed-origin", env = "WSPUSH_ALLOWED_ORIGIN", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Bearer token every publishing request must carry (`Authorization: Bearer TOKEN`).
+    #[arg(long, env = "WSPUSH_PUBLISH_TOKEN", hide_env_values = true)]
+    pub publish_token: Option<String>,
+
+    /// JSON file with the pod list served by /pods and /sendpods [default: built in].
+    #[arg(long, env = "WSPUSH_PODS")]
+    pub pods: Option<PathBuf>,
+
+    /// Seconds one blocked write to a client may take before the client is dropped.
+    #[arg(long, env = "WSPUSH_WRITE_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
+    pub write_timeout: Duration,
+
+    /// Seconds a client has to complete the WebSocket handshake.
+    #[arg(long, env = "WSPUSH_HANDSHAKE_TIMEOUT", default_value = "5", value_parser = parse_seconds)]
+    pub handshake_timeout: Duration,
+
+    /// Threads answering HTTP requests on the side port.
+    #[arg(long, env = "WSPUSH_HTTP_THREADS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub http_threads: u16,
+
+    /// Stack size of each connection's reader thread, in KiB.
+    #[arg(long, env = "WSPUSH_READER_STACK_KIB", default_value_t = 128)]
+    pub reader_stack_kib: usize,
+
+    /// Stack size of a backlog writer thread, in KiB.
+    #[arg(long, env = "WSPUSH_WRITER_STACK_KIB", default_value_t = 64)]
+    pub writer_stack_kib: usize,
+
+    /// tungstenite's read buffer per connection, in bytes.
+    #[arg(long, env = "WSPUSH_READ_BUFFER_BYTES", default_value_t = 4096)]
+    pub read_buffer_bytes: usize,
+}
+
+impl Config {
+    /// The flags with no arguments given (and no environment): the defaults.
+    pub fn defaults() -> Config {
+        Config::parse_from(["wspush"])
+    }
+}
+
+/// Parses a positive number of seconds, fractions allowed ("0.5").
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(secs > 0.0 && secs.is_finite() && secs < 1e9) {
+        return Err(format!("`{s}` must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_accept_fractions_and_refuse_nonsense() {
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("soon").is_err());
+    }
+}

@@ -1,0 +1,65 @@
+//! Errors the HTTP side port answers with, each mapped to one status code here.
+
+use std::io;
+
+/// A request the side port refuses; the message is sent as `{"error": "..."}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or its body does not fit its type (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A publishing request without the right bearer token (401).
+    #[error("missing or wrong bearer token: send `Authorization: Bearer <token>`")]
+    Unauthorized,
+    /// A static path that tries to leave the html folder (403).
+    #[error("path {0:?} leaves the html folder")]
+    Traversal(String),
+    /// No such path, file or client (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The path exists but not for this method (405).
+    #[error("method {method} is not allowed on {path}; use {allowed}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The path.
+        path: String,
+        /// The methods that work there.
+        allowed: &'static str,
+    },
+    /// The body is over `--max-body-bytes` (413).
+    #[error("request body is larger than the limit of {limit} bytes (--max-body-bytes)")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The server cannot do this now (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Reading the request failed (400).
+    #[error("could not read the request body: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest(_) | ApiError::Io(_) => 400,
+            ApiError::Unauthorized => 401,
+            ApiError::Traversal(_) => 403,
+            ApiError::NotFound(_) => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::TooLarge { .. } => 413,
+            ApiError::Unavailable(_) => 503,
+        }
+    }
+
+    /// The `Allow` header value for a 405.
+    pub fn allow(&self) -> Option<&'static str> {
+        match self {
+            ApiError::MethodNotAllowed { allowed, .. } => Some(allowed),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Reading a publish request into the message it asks to send.
+//!
+//! `?msg=` or a body; a JSON body must parse, a binary body goes out as a
+//! binary frame, anything else must be UTF-8 text. Bodies over the limit are
+//! refused before (Content-Length) or while (chunked) they are read.
+
+use std::io::Read;
+
+use tiny_http::Request;
+
+use crate::error::ApiError;
+use crate::frame::PayloadKind;
+
+/// What one publish request asks to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    /// Text or binary.
+    pub kind: PayloadKind,
+    /// The message.
+    pub payload: Vec<u8>,
+}
+
+/// The value of `key` in a query string, percent- and `+`-decoded.
+pub fn query_param(query: &str, key: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The message a `/sendall` or `/send/{id}` request carries.
+pub fn publication(request: &mut Request, query: &str, max_body: usize) -> Result<Publication, ApiError> {
+    let body = read_body(request, max_body)?;
+    if body.is_empty() {
+        return match query_param(query, "msg") {
+            Some(msg) => Ok(Publication {
+                kind: PayloadKind::Text,
+                payload: msg.into_bytes(),
+            }),
+            None => Err(ApiError::BadRequest(
+                "nothing to send: use GET /sendall?msg=TEXT, or POST the message as the body \
+                 (application/json, application/octet-stream, or text)"
+                    .into(),
+            )),
+        };
+    }
+    let content_type = header(request, "Content-Type").unwrap_or_default();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match media.as_str() {
+        "application/json" => {
+            serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+                .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+            Ok(Publication {
+                kind: PayloadKind::Text,
+                payload: body,
+            })
+        }
+        "application/octet-stream" => Ok(Publication {
+            kind: PayloadKind::Binary,
+            payload: body,
+        }),
+        _ => match String::from_utf8(body) {
+            Ok(text) => Ok(Publication {
+                kind: PayloadKind::Text,
+                payload: text.into_bytes(),
+            }),
+            Err(e) => Err(ApiError::BadRequest(format!(
+                "body is not valid UTF-8 ({e}); send binary data as application/octet-stream"
+            ))),
+        },
+    }
+}
+
+/// Reads the whole body, refusing more than `max` bytes.
+pub fn read_body(request: &mut Request, max: usize) -> Result<Vec<u8>, ApiError> {
+    if request.body_length().is_some_and(|n| n > max) {
+        return Err(ApiError::TooLarge { limit: max });
+    }
+    let mut body = Vec::new();
+    request.as_reader().take(max as u64 + 1).read_to_end(&mut body)?;
+    if body.len() > max {
+        return Err(ApiError::TooLarge { limit: max });
+    }
+    Ok(body)
+}
+
+/// A request header's value.
+pub fn header(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str().to_owned())
+}

@@ -1,0 +1,207 @@
+//! The HTTP side port: publishing, client and server status, and the page.
+//!
+//! A small pool of threads takes requests from one `tiny_http` server. A
+//! publish request is turned into one encoded frame and handed to the fan-out
+//! (`broadcast`); everything else reads the registry, the counters or files.
+
+mod body;
+mod reply;
+mod static_files;
+
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+use tiny_http::{Method, Request};
+
+pub use self::reply::Reply;
+use crate::client::ClientId;
+use crate::error::ApiError;
+use crate::frame;
+use crate::handshake::WS_PATH;
+use crate::server::Shared;
+
+/// `{"error": reason}` as a JSON string.
+pub fn error_json(reason: &str) -> String {
+    serde_json::json!({ "error": reason }).to_string()
+}
+
+/// The running side port: its threads and the server they read from.
+pub struct HttpApi {
+    server: Arc<tiny_http::Server>,
+    workers: Vec<JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl HttpApi {
+    /// Starts `threads` workers answering requests from `server`.
+    pub fn start(server: tiny_http::Server, threads: u16, shared: Arc<Shared>) -> std::io::Result<HttpApi> {
+        let server = Arc::new(server);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::new();
+        for n in 0..threads {
+            let (server, shared, stopping) =
+                (Arc::clone(&server), Arc::clone(&shared), Arc::clone(&stopping));
+            let worker = thread::Builder::new()
+                .name(format!("http-{n}"))
+                .spawn(move || serve(&server, &shared, &stopping))?;
+            workers.push(worker);
+        }
+        Ok(HttpApi {
+            server,
+            workers,
+            stopping,
+        })
+    }
+
+    /// Stops taking requests and waits for the workers to finish the ones they have.
+    pub fn stop(self) {
+        self.stopping.store(true, SeqCst);
+        for _ in &self.workers {
+            self.server.unblock();
+        }
+        for worker in self.workers {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn serve(server: &tiny_http::Server, shared: &Shared, stopping: &AtomicBool) {
+    while !stopping.load(SeqCst) {
+        let Ok(mut request) = server.recv() else { continue };
+        let reply = route(&mut request, shared).unwrap_or_else(|err| {
+            log::info!(
+                "http {} {} {} from {}: {err}",
+                err.status(),
+                request.method(),
+                request.url(),
+                request.remote_addr().map_or("?".to_owned(), |a| a.to_string())
+            );
+            Reply::error(&err)
+        });
+        reply.send(request);
+    }
+}
+
+#[derive(Serialize)]
+struct Queued {
+    clients: usize,
+}
+
+#[derive(Serialize)]
+struct ClientInfo {
+    id: String,
+    peer: String,
+    connected_since: String,
+    queued: usize,
+}
+
+fn route(request: &mut Request, shared: &Shared) -> Result<Reply, ApiError> {
+    let url = request.url().to_owned();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let max_body = shared.config.max_body_bytes;
+    match path {
+        "/sendall" => {
+            allow(request, path, &[Method::Get, Method::Post], "GET, POST")?;
+            authorize(request, shared)?;
+            let msg = body::publication(request, query, max_body)?;
+            let clients = shared.fanout.broadcast(&frame::data(msg.kind, &msg.payload));
+            Ok(Reply::json(&Queued { clients }))
+        }
+        "/sendpods" => {
+            allow(request, path, &[Method::Get, Method::Post], "GET, POST")?;
+            authorize(request, shared)?;
+            let clients = shared.fanout.broadcast(&shared.pods.frame);
+            Ok(Reply::json(&Queued { clients }))
+        }
+        "/pods" => {
+            allow(request, path, &[Method::Get, Method::Head], "GET")?;
+            Ok(Reply::raw_json(shared.pods.json.clone()))
+        }
+        _ if path.starts_with("/send/") => {
+            allow(request, path, &[Method::Post], "POST")?;
+            authorize(request, shared)?;
+            let raw_id = &path["/send/".len()..];
+            let no_client = || ApiError::NotFound(format!("no client with id {raw_id:?}"));
+            let id = raw_id.parse().map(ClientId).map_err(|_| no_client())?;
+            let msg = body::publication(request, query, max_body)?;
+            match shared.fanout.send_to(id, &frame::data(msg.kind, &msg.payload)) {
+                None => Err(no_client()),
+                Some(taken) => Ok(Reply::json(&Queued {
+                    clients: usize::from(taken),
+                })),
+            }
+        }
+        "/clients" => {
+            allow(request, path, &[Method::Get, Method::Head], "GET")?;
+            let list: Vec<ClientInfo> = shared
+                .registry
+                .snapshot()
+                .iter()
+                .map(|c| ClientInfo {
+                    id: c.id.to_string(),
+                    peer: c.peer.to_string(),
+                    connected_since: humantime::format_rfc3339_seconds(c.connected_at).to_string(),
+                    queued: c.outbox.pending(),
+                })
+                .collect();
+            Ok(Reply::json(&list))
+        }
+        "/stats" => {
+            allow(request, path, &[Method::Get, Method::Head], "GET")?;
+            Ok(Reply::json(&shared.stats_snapshot()))
+        }
+        "/metrics" => {
+            allow(request, path, &[Method::Get, Method::Head], "GET")?;
+            let text = shared.stats_snapshot().to_prometheus();
+            Ok(Reply::with_type(
+                200,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                text.into_bytes(),
+            ))
+        }
+        "/healthz" => {
+            allow(request, path, &[Method::Get, Method::Head], "GET")?;
+            Ok(Reply::with_type(200, "text/plain; charset=utf-8", b"ok".to_vec()))
+        }
+        "/config.json" => {
+            allow(request, path, &[Method::Get, Method::Head], "GET")?;
+            Ok(Reply::json(&serde_json::json!({
+                "ws_port": shared.ws_addr.port(),
+                "ws_path": WS_PATH,
+            })))
+        }
+        _ => {
+            allow(request, path, &[Method::Get, Method::Head], "GET")?;
+            static_files::serve(&shared.config.html_dir, path)
+        }
+    }
+}
+
+fn allow(request: &Request, path: &str, methods: &[Method], allowed: &'static str) -> Result<(), ApiError> {
+    if methods.contains(request.method()) {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed {
+            method: request.method().to_string(),
+            path: path.to_owned(),
+            allowed,
+        })
+    }
+}
+
+/// With `--publish-token`, checks `Authorization: Bearer <token>` in constant time.
+fn authorize(request: &Request, shared: &Shared) -> Result<(), ApiError> {
+    let Some(token) = &shared.config.publish_token else {
+        return Ok(());
+    };
+    let given = body::header(request, "Authorization").unwrap_or_default();
+    let given = given.strip_prefix("Bearer ").unwrap_or("").trim();
+    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}

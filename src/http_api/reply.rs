@@ -1,0 +1,75 @@
+//! What a side-port handler answers, and how it goes on the wire.
+
+use tiny_http::{Header, Request, Response, StatusCode};
+
+use crate::error::ApiError;
+
+/// A response: status, content type and body.
+#[derive(Debug)]
+pub struct Reply {
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
+    extra: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    /// 200 with a JSON body.
+    pub fn json(value: &impl serde::Serialize) -> Reply {
+        Reply::with_type(
+            200,
+            "application/json",
+            serde_json::to_vec(value).unwrap_or_default(),
+        )
+    }
+
+    /// 200 with a JSON body already encoded.
+    pub fn raw_json(json: String) -> Reply {
+        Reply::with_type(200, "application/json", json.into_bytes())
+    }
+
+    /// A response of any type.
+    pub fn with_type(status: u16, content_type: impl Into<String>, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            content_type: content_type.into(),
+            body,
+            extra: Vec::new(),
+        }
+    }
+
+    /// The error as `{"error": "..."}` with its status.
+    pub fn error(err: &ApiError) -> Reply {
+        let mut reply = Reply::with_type(
+            err.status(),
+            "application/json",
+            super::error_json(&err.to_string()).into_bytes(),
+        );
+        if let Some(allow) = err.allow() {
+            reply.extra.push(("Allow", allow.to_owned()));
+        }
+        if matches!(err, ApiError::Unauthorized) {
+            reply.extra.push(("WWW-Authenticate", "Bearer".to_owned()));
+        }
+        reply
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Sends the reply; a client that hung up meanwhile is no error of ours.
+    pub fn send(self, request: Request) {
+        let mut response = Response::from_data(self.body).with_status_code(StatusCode(self.status));
+        let headers = std::iter::once(("Content-Type", self.content_type))
+            .chain(std::iter::once(("Cache-Control", "no-store".to_owned())))
+            .chain(self.extra);
+        for (name, value) in headers {
+            if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                response.add_header(h);
+            }
+        }
+        let _ = request.respond(response);
+    }
+}

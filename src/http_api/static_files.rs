@@ -1,0 +1,58 @@
+//! Static files from `--html-dir`, with no way out of that folder.
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use super::reply::Reply;
+use crate::error::ApiError;
+
+/// The file for a URL path: `/` and `/a.html` (the tutorial's name) are `index.html`.
+pub fn serve(root: &Path, url_path: &str) -> Result<Reply, ApiError> {
+    let decoded = percent_encoding::percent_decode_str(url_path)
+        .decode_utf8()
+        .map_err(|_| ApiError::BadRequest("path is not valid UTF-8".into()))?;
+    let relative = match decoded.as_ref() {
+        "/" | "/a.html" => "index.html",
+        other => other.trim_start_matches('/'),
+    };
+    let path = confine(root, relative).ok_or_else(|| ApiError::Traversal(decoded.to_string()))?;
+    let not_found = || ApiError::NotFound(format!("no file {decoded}"));
+    if !path.is_file() {
+        return Err(not_found());
+    }
+    let body = fs::read(&path).map_err(|_| not_found())?;
+    let mime = mime_guess::from_path(&path).first_or_octet_stream();
+    let content_type = match mime.type_() {
+        mime_guess::mime::TEXT => format!("{mime}; charset=utf-8"),
+        _ => mime.to_string(),
+    };
+    Ok(Reply::with_type(200, content_type, body))
+}
+
+/// `root` joined with `relative`, or `None` if `relative` is absolute or has a `..`.
+fn confine(root: &Path, relative: &str) -> Option<PathBuf> {
+    if relative.contains('\0') || relative.contains('\\') {
+        return None;
+    }
+    let rel = Path::new(relative);
+    rel.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        .then(|| root.join(rel))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_and_absolute_paths_are_refused() {
+        let root = Path::new("/srv/html");
+        assert!(confine(root, "../etc/passwd").is_none());
+        assert!(confine(root, "a/../../b").is_none());
+        assert!(confine(root, "/etc/passwd").is_none());
+        assert_eq!(
+            confine(root, "css/x.css"),
+            Some(PathBuf::from("/srv/html/css/x.css"))
+        );
+    }
+}

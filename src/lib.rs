@@ -1,0 +1,29 @@
+//! wspush: a WebSocket push server. An HTTP call on the side port sends a
+//! message to every connected WebSocket client at once.
+//!
+//! To follow one message from `curl` to the browser, read `http_api` (the
+//! request), `broadcast` (encode once, offer to every client under one lock),
+//! `client::outbox` (a non-blocking write, or the queue and a writer thread),
+//! then `client::session` (the connection's reader and its close).
+#![deny(missing_docs)]
+
+mod acceptor;
+mod broadcast;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod frame;
+mod handshake;
+pub mod http_api;
+pub mod limits;
+pub mod origin;
+mod pinger;
+pub mod pods;
+pub mod registry;
+pub mod server;
+pub mod stats;
+pub mod threads;
+
+pub use config::{Config, PingStyle};
+pub use server::{Server, StartError};
+pub use stats::StatsSnapshot;

@@ -1,0 +1,150 @@
+//! Who is connected: the map from client id to client, and the connection limit.
+//!
+//! The map's lock is held only for non-blocking work: inserting, removing, and
+//! the fan-out's offers (which never block; see `client::outbox`). Taking one
+//! lock for a whole broadcast is what gives every client the same order.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::client::{Client, ClientId};
+
+/// Every connected client, and the count of slots taken (connected or handshaking).
+pub struct Registry {
+    clients: Mutex<HashMap<ClientId, Arc<Client>>>,
+    emptied: Condvar,
+    next_id: AtomicU64,
+    slots_taken: AtomicUsize,
+    max_clients: usize,
+}
+
+/// A place under `--max-clients`, held from the handshake until the connection ends.
+pub struct Slot {
+    registry: Arc<Registry>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.registry.slots_taken.fetch_sub(1, SeqCst);
+    }
+}
+
+/// A client's entry in the registry; dropping it removes the client, whatever
+/// path (error, close, panic) ended the connection.
+pub struct Registration {
+    registry: Arc<Registry>,
+    client: Arc<Client>,
+    _slot: Slot,
+}
+
+impl Registration {
+    /// The registered client.
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut clients = self.registry.lock();
+        clients.remove(&self.client.id);
+        if clients.is_empty() {
+            self.registry.emptied.notify_all();
+        }
+    }
+}
+
+impl Registry {
+    /// An empty registry admitting at most `max_clients` connections.
+    pub fn new(max_clients: usize) -> Arc<Registry> {
+        Arc::new(Registry {
+            clients: Mutex::new(HashMap::new()),
+            emptied: Condvar::new(),
+            next_id: AtomicU64::new(1),
+            slots_taken: AtomicUsize::new(0),
+            max_clients,
+        })
+    }
+
+    /// The connection limit.
+    pub fn max_clients(&self) -> usize {
+        self.max_clients
+    }
+
+    /// Takes a slot for a connection about to handshake, unless all are taken.
+    pub fn reserve(self: &Arc<Self>) -> Option<Slot> {
+        self.slots_taken
+            .fetch_update(SeqCst, SeqCst, |n| (n < self.max_clients).then_some(n + 1))
+            .ok()
+            .map(|_| Slot {
+                registry: Arc::clone(self),
+            })
+    }
+
+    /// A fresh, never reused client id.
+    pub fn next_id(&self) -> ClientId {
+        ClientId(self.next_id.fetch_add(1, SeqCst))
+    }
+
+    /// Adds a client whose handshake completed.
+    pub fn register(self: &Arc<Self>, client: Arc<Client>, slot: Slot) -> Registration {
+        self.lock().insert(client.id, Arc::clone(&client));
+        Registration {
+            registry: Arc::clone(self),
+            client,
+            _slot: slot,
+        }
+    }
+
+    /// Clients connected now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The client with this id, if connected.
+    pub fn get(&self, id: ClientId) -> Option<Arc<Client>> {
+        self.lock().get(&id).cloned()
+    }
+
+    /// Every connected client, sorted by id, for listing outside the lock.
+    pub fn snapshot(&self) -> Vec<Arc<Client>> {
+        let mut all: Vec<_> = self.lock().values().cloned().collect();
+        all.sort_by_key(|c| c.id);
+        all
+    }
+
+    /// Runs `f` on every client under the lock. `f` must not block.
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<Client>)) {
+        for client in self.lock().values() {
+            f(client);
+        }
+    }
+
+    /// Waits until no client is connected, or `timeout` passes; true if emptied.
+    pub fn wait_empty(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut clients = self.lock();
+        while !clients.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            clients = match self.emptied.wait_timeout(clients, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        true
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<ClientId, Arc<Client>>> {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,129 @@
+//! The server's counters, read by `/stats` (JSON) and `/metrics` (Prometheus text).
+
+use std::time::Instant;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+/// Counters shared by every part of the server. Cheap to bump: each is one atomic.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// WebSocket handshakes completed.
+    pub connections_accepted: Counter,
+    /// Messages published to all clients.
+    pub broadcasts: Counter,
+    /// Frames accepted for delivery to a client (written or queued).
+    pub deliveries_queued: Counter,
+    /// Clients disconnected because their queue was full.
+    pub slow_clients_dropped: Counter,
+    /// Clients disconnected because nothing arrived from them within the pong timeout.
+    pub clients_reaped: Counter,
+    /// Connections refused before or during the WebSocket handshake.
+    pub handshakes_rejected: Counter,
+}
+
+/// A point-in-time copy of the counters, as `/stats` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Clients connected now.
+    pub clients: u64,
+    /// WebSocket handshakes completed.
+    pub connections_accepted: u64,
+    /// Messages published to all clients.
+    pub broadcasts: u64,
+    /// Frames accepted for delivery to a client.
+    pub deliveries_queued: u64,
+    /// Clients dropped for not keeping up.
+    pub slow_clients_dropped: u64,
+    /// Clients dropped for silence past the pong timeout.
+    pub clients_reaped: u64,
+    /// Connections refused at the handshake.
+    pub handshakes_rejected: u64,
+    /// Threads that could not be created.
+    pub thread_spawn_failures: u64,
+    /// Seconds since the server started.
+    pub uptime_seconds: u64,
+}
+
+impl Stats {
+    /// Reads every counter; `clients` and `thread_spawn_failures` come from their owners.
+    pub fn snapshot(&self, clients: usize, thread_spawn_failures: u64, started: Instant) -> StatsSnapshot {
+        StatsSnapshot {
+            clients: clients as u64,
+            connections_accepted: self.connections_accepted.get(),
+            broadcasts: self.broadcasts.get(),
+            deliveries_queued: self.deliveries_queued.get(),
+            slow_clients_dropped: self.slow_clients_dropped.get(),
+            clients_reaped: self.clients_reaped.get(),
+            handshakes_rejected: self.handshakes_rejected.get(),
+            thread_spawn_failures,
+            uptime_seconds: started.elapsed().as_secs(),
+        }
+    }
+}
+
+impl StatsSnapshot {
+    /// The same figures in the Prometheus text format, names prefixed `wspush_`.
+    pub fn to_prometheus(&self) -> String {
+        let mut registry = Registry::with_prefix("wspush");
+        let gauge = |v: u64| {
+            let g: Gauge = Gauge::default();
+            g.set(i64::try_from(v).unwrap_or(i64::MAX));
+            g
+        };
+        let counter = |v: u64| {
+            let c: Counter = Counter::default();
+            c.inc_by(v);
+            c
+        };
+        registry.register("clients", "Clients connected now", gauge(self.clients));
+        registry.register(
+            "uptime_seconds",
+            "Seconds since the server started",
+            gauge(self.uptime_seconds),
+        );
+        let counters = [
+            (
+                "connections_accepted",
+                "WebSocket handshakes completed",
+                self.connections_accepted,
+            ),
+            ("broadcasts", "Messages published to all clients", self.broadcasts),
+            (
+                "deliveries_queued",
+                "Frames accepted for delivery to a client",
+                self.deliveries_queued,
+            ),
+            (
+                "slow_clients_dropped",
+                "Clients dropped because their queue was full",
+                self.slow_clients_dropped,
+            ),
+            (
+                "clients_reaped",
+                "Clients dropped for silence past the pong timeout",
+                self.clients_reaped,
+            ),
+            (
+                "handshakes_rejected",
+                "Connections refused at the WebSocket handshake",
+                self.handshakes_rejected,
+            ),
+            (
+                "thread_spawn_failures",
+                "Threads that could not be created",
+                self.thread_spawn_failures,
+            ),
+        ];
+        for (name, help, value) in counters {
+            registry.register(name, help, counter(value));
+        }
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = encode(&mut out, &registry);
+        out
+    }
+}

@@ -98,6 +98,19 @@ pub struct Config {
     /// tungstenite's read buffer per connection, in bytes.
     #[arg(long, env = "WSPUSH_READ_BUFFER_BYTES", default_value_t = 4096)]
     pub read_buffer_bytes: usize,
+
+    /// Redis to share publishes with other nodes through, `redis://HOST:PORT[/DB]`
+    /// [default: none, this node alone].
+    #[arg(long, env = "WSPUSH_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
+
+    /// Prefix of the Redis pub/sub channels (with --redis).
+    #[arg(long, env = "WSPUSH_REDIS_CHANNEL", default_value = "wspush")]
+    pub redis_channel: String,
+
+    /// This node's id in a cluster: A-Z a-z 0-9 . _ - [default: random, printed at startup].
+    #[arg(long, env = "WSPUSH_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 impl Config {

@@ -54,18 +54,24 @@ pub struct Admission<'a> {
 // tungstenite's callback type fixes the large error response type.
 #[allow(clippy::result_large_err)]
 pub fn accept(
-    io: ConnIo,
+    mut io: ConnIo,
     config: WebSocketConfig,
     admission: Admission<'_>,
     deadline: Instant,
 ) -> Result<WebSocket<ConnIo>, Rejection> {
     let stream = Arc::clone(io.stream());
     set_timeouts(&stream, deadline)?;
+    // tungstenite reads on while bytes keep coming: a read timeout alone
+    // would let a trickling client hold the connection past the deadline.
+    io.set_deadline(Some(deadline));
     let callback = |req: &Request, resp: Response| check(req, resp, &admission);
     let mut attempt = tungstenite::accept_hdr_with_config(io, callback, Some(config));
     loop {
         match attempt {
-            Ok(ws) => return Ok(ws),
+            Ok(mut ws) => {
+                ws.get_mut().set_deadline(None);
+                return Ok(ws);
+            }
             Err(HandshakeError::Interrupted(mid)) => {
                 set_timeouts(&stream, deadline)?;
                 attempt = mid.handshake();
@@ -164,14 +170,14 @@ fn failure(stream: &TcpStream, err: Error) -> Rejection {
 /// Writes a plain HTTP error response (best effort) and describes it.
 pub fn refuse(stream: &TcpStream, status: u16, phrase: &str, reason: &str, extra_headers: &str) -> Rejection {
     let body = crate::http_api::error_json(reason);
-    let head = format!(
-        "HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\nconnection: close\r\n{extra_headers}content-length: {}\r\n\r\n",
+    // One write, so head and body leave in one segment: a client that reads
+    // the response in one go (tungstenite's does) gets the body too.
+    let response = format!(
+        "HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\nconnection: close\r\n{extra_headers}content-length: {}\r\n\r\n{body}",
         body.len()
     );
     let mut out = stream;
-    let _ = out
-        .write_all(head.as_bytes())
-        .and_then(|_| out.write_all(body.as_bytes()));
+    let _ = out.write_all(response.as_bytes());
     Rejection::Refused {
         status,
         reason: reason.to_owned(),

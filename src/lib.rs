@@ -10,6 +10,7 @@
 mod acceptor;
 mod broadcast;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod frame;

@@ -34,6 +34,9 @@ fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::start(config)?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "{}", server.listening_line())?;
+    if let Some(line) = server.node_line() {
+        writeln!(stdout, "{line}")?;
+    }
     stdout.flush()?;
     if let Some(sig) = signals.forever().next() {
         log::info!("signal {sig} received: shutting down (send another to exit at once)");

@@ -10,12 +10,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::client::{Client, ClientId};
+use crate::cluster::NodeName;
 
 /// Every connected client, and the count of slots taken (connected or handshaking).
 pub struct Registry {
     clients: Mutex<HashMap<ClientId, Arc<Client>>>,
     emptied: Condvar,
     next_id: AtomicU64,
+    node: Option<NodeName>,
     slots_taken: AtomicUsize,
     max_clients: usize,
 }
@@ -27,7 +29,11 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.registry.slots_taken.fetch_sub(1, SeqCst);
+        if self.registry.slots_taken.fetch_sub(1, SeqCst) == 1 {
+            // Notified under the lock, so `wait_empty` cannot miss it.
+            let _clients = self.registry.lock();
+            self.registry.emptied.notify_all();
+        }
     }
 }
 
@@ -59,10 +65,16 @@ impl Drop for Registration {
 impl Registry {
     /// An empty registry admitting at most `max_clients` connections.
     pub fn new(max_clients: usize) -> Arc<Registry> {
+        Registry::for_node(max_clients, None)
+    }
+
+    /// An empty registry whose client ids name `node` (a node of a cluster).
+    pub fn for_node(max_clients: usize, node: Option<NodeName>) -> Arc<Registry> {
         Arc::new(Registry {
             clients: Mutex::new(HashMap::new()),
             emptied: Condvar::new(),
             next_id: AtomicU64::new(1),
+            node,
             slots_taken: AtomicUsize::new(0),
             max_clients,
         })
@@ -85,7 +97,10 @@ impl Registry {
 
     /// A fresh, never reused client id.
     pub fn next_id(&self) -> ClientId {
-        ClientId(self.next_id.fetch_add(1, SeqCst))
+        ClientId {
+            node: self.node,
+            seq: self.next_id.fetch_add(1, SeqCst),
+        }
     }
 
     /// Adds a client whose handshake completed.
@@ -127,11 +142,13 @@ impl Registry {
         }
     }
 
-    /// Waits until no client is connected, or `timeout` passes; true if emptied.
+    /// Waits until no connection is left, registered or still handshaking (a
+    /// handshake that completes during shutdown sends its own Close), or
+    /// `timeout` passes; true if emptied.
     pub fn wait_empty(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut clients = self.lock();
-        while !clients.is_empty() {
+        while !clients.is_empty() || self.slots_taken.load(SeqCst) > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;

@@ -18,6 +18,7 @@ use tungstenite::protocol::WebSocketConfig;
 
 use crate::broadcast::Fanout;
 use crate::client::OutboxConfig;
+use crate::cluster::{self, Cluster, ClusterThreads, Publisher};
 use crate::config::Config;
 use crate::frame::{self, EncodedFrame};
 use crate::http_api::HttpApi;
@@ -73,6 +74,8 @@ pub struct Shared {
     pub(crate) registry: Arc<Registry>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) fanout: Fanout,
+    /// Where publishes go: this node's fan-out, or Redis with `--redis`.
+    pub(crate) publisher: Publisher,
     pub(crate) spawner: ThreadSpawner,
     pub(crate) outbox_config: Arc<OutboxConfig>,
     pub(crate) ws_config: WebSocketConfig,
@@ -89,8 +92,11 @@ impl Shared {
     }
 
     pub(crate) fn stats_snapshot(&self) -> StatsSnapshot {
-        self.stats
-            .snapshot(self.registry.len(), self.spawner.failures(), self.started)
+        let mut snapshot = self
+            .stats
+            .snapshot(self.registry.len(), self.spawner.failures(), self.started);
+        snapshot.cluster = self.publisher.cluster().map(|c| c.stats());
+        snapshot
     }
 }
 
@@ -103,6 +109,7 @@ pub struct Server {
     refuser: JoinHandle<()>,
     pinger: JoinHandle<()>,
     stop_pinger: Sender<()>,
+    cluster: Option<ClusterThreads>,
 }
 
 impl Server {
@@ -128,6 +135,9 @@ impl Server {
                 config.http_addr
             );
         }
+        if config.redis.is_none() && config.node_id.is_some() {
+            log::warn!("--node-id has no effect without --redis");
+        }
         if !config.html_dir.is_dir() {
             log::warn!(
                 "html folder {} does not exist; the page will answer 404",
@@ -152,12 +162,33 @@ impl Server {
                 reason: "not an IP listener".into(),
             })?;
 
-        let registry = Registry::new(max_clients);
         let stats = Arc::new(Stats::default());
+        let node = match &config.redis {
+            Some(_) => Some(cluster::node_name(&config).map_err(StartError::Invalid)?),
+            None => None,
+        };
+        let registry = Registry::for_node(max_clients, node);
+        let fanout = Fanout::new(Arc::clone(&registry), Arc::clone(&stats));
+        let publisher = match (&config.redis, node) {
+            (Some(url), Some(node)) => Publisher::Redis(
+                Cluster::new(
+                    &config,
+                    url,
+                    node,
+                    fanout.clone(),
+                    Arc::clone(&registry),
+                    format!("ws://{ws_addr}{}", crate::handshake::WS_PATH),
+                    format!("http://{http_addr}/"),
+                )
+                .map_err(StartError::Invalid)?,
+            ),
+            _ => Publisher::Local(fanout.clone()),
+        };
         let spawner = ThreadSpawner::new(config.reader_stack_kib * 1024, config.writer_stack_kib * 1024);
         let shared = Arc::new(Shared {
             origins: OriginPolicy::from_flags(&config.allowed_origins),
-            fanout: Fanout::new(Arc::clone(&registry), Arc::clone(&stats)),
+            fanout,
+            publisher,
             outbox_config: Arc::new(OutboxConfig {
                 queue_len: config.queue_len as usize,
                 write_timeout: config.write_timeout,
@@ -179,6 +210,19 @@ impl Server {
             shutting_down: AtomicBool::new(false),
             config,
         });
+        let cluster = match shared.publisher.cluster() {
+            Some(cluster) => {
+                let threads = cluster.start()?;
+                if !cluster.wait_up(cluster::STARTUP_WAIT) {
+                    log::warn!(
+                        "cluster: not subscribed at redis {} yet: serving degraded (publishes answer 503) until it is",
+                        cluster.target()
+                    );
+                }
+                Some(threads)
+            }
+            None => None,
+        };
         let (acceptor, refuser) = acceptor::start(listener, Arc::clone(&shared))?;
         let (stop_pinger, stop_rx) = crossbeam_channel::bounded(1);
         let pinger = pinger::start(Arc::clone(&shared), stop_rx)?;
@@ -192,7 +236,26 @@ impl Server {
             refuser,
             pinger,
             stop_pinger,
+            cluster,
         })
+    }
+
+    /// With `--redis`: the line printed at startup after the listening line,
+    /// `wspush node NODE redis=HOST:PORT/DB channel=PREFIX`.
+    pub fn node_line(&self) -> Option<String> {
+        self.shared.publisher.cluster().map(|c| {
+            format!(
+                "wspush node {} redis={} channel={}",
+                c.node(),
+                c.target(),
+                c.channel()
+            )
+        })
+    }
+
+    /// With `--redis`: this node's id.
+    pub fn node_id(&self) -> Option<String> {
+        self.shared.publisher.cluster().map(|c| c.node().to_string())
     }
 
     /// The WebSocket listener's address (with the real port when 0 was asked for).
@@ -232,6 +295,9 @@ impl Server {
         let _ = self.stop_pinger.send(());
         let _ = self.pinger.join();
         self.http.stop();
+        if let Some(cluster) = self.cluster {
+            cluster.stop();
+        }
         let clients = shared.registry.snapshot();
         log::info!("shutting down: closing {} client(s)", clients.len());
         for client in &clients {

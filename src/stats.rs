@@ -8,6 +8,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
+use crate::cluster::ClusterStats;
+
 /// Counters shared by every part of the server. Cheap to bump: each is one atomic.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -46,6 +48,9 @@ pub struct StatsSnapshot {
     pub thread_spawn_failures: u64,
     /// Seconds since the server started.
     pub uptime_seconds: u64,
+    /// With `--redis`: the node id and the Redis figures, flattened into the object.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStats>,
 }
 
 impl Stats {
@@ -61,6 +66,7 @@ impl Stats {
             handshakes_rejected: self.handshakes_rejected.get(),
             thread_spawn_failures,
             uptime_seconds: started.elapsed().as_secs(),
+            cluster: None,
         }
     }
 }
@@ -120,6 +126,38 @@ impl StatsSnapshot {
         ];
         for (name, help, value) in counters {
             registry.register(name, help, counter(value));
+        }
+        if let Some(c) = &self.cluster {
+            registry.register(
+                "redis_up",
+                "1 while the Redis subscription is up, else 0",
+                gauge(u64::from(c.redis_up)),
+            );
+            let redis_counters = [
+                (
+                    "redis_publishes",
+                    "Messages from publish requests accepted by Redis",
+                    c.redis_publishes,
+                ),
+                (
+                    "redis_publish_failures",
+                    "Publish requests refused because Redis was unavailable",
+                    c.redis_publish_failures,
+                ),
+                (
+                    "redis_reconnects",
+                    "Redis subscriptions made again after one was lost",
+                    c.redis_reconnects,
+                ),
+                (
+                    "redis_messages_received",
+                    "Messages received on the Redis subscription",
+                    c.redis_messages_received,
+                ),
+            ];
+            for (name, help, value) in redis_counters {
+                registry.register(name, help, counter(value));
+            }
         }
         let mut out = String::new();
         // Encoding into a String cannot fail.

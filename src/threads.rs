@@ -12,11 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Stack size of a connection's reader thread.
-pub const READER_STACK_BYTES: usize = 128 * 1024;
-/// Stack size of a backlog writer thread.
-pub const WRITER_STACK_BYTES: usize = 64 * 1024;
-
 /// How long failures are summed into one log line.
 const FAILURE_LOG_WINDOW: Duration = Duration::from_secs(5);
 
@@ -88,4 +83,56 @@ impl ThreadSpawner {
             *last = Some((Instant::now(), total));
         }
     }
+}
+
+/// Gives back to the kernel the stack pages below the caller's frame.
+///
+/// The WebSocket handshake runs deep (header parsing, the response) and its
+/// stack pages would stay resident for the whole life of an idle connection,
+/// which then only ever needs a shallow `read`. Releasing them once the
+/// handshake is done keeps an idle connection's stack at a page or two. Pages
+/// below the stack pointer hold nothing live, and touching them again simply
+/// maps fresh zeroed pages.
+pub fn release_unused_stack() {
+    // Room below this frame for the madvise call itself, which must survive it.
+    const MARGIN: usize = 1024;
+    let page = page_size();
+    let marker = 0u8;
+    let here = std::hint::black_box(&marker) as *const u8 as usize;
+    let Some(lowest) = stack_lowest_address() else {
+        return;
+    };
+    let start = lowest.div_ceil(page) * page;
+    let end = here.saturating_sub(MARGIN) / page * page;
+    if end > start {
+        // SAFETY: [start, end) lies inside this thread's own stack mapping and
+        // below its live frames (with a margin), so no live data is there;
+        // MADV_DONTNEED on private anonymous memory only drops the pages.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
+}
+
+/// The lowest address of the calling thread's stack, as pthread reports it.
+fn stack_lowest_address() -> Option<usize> {
+    // SAFETY: plain pthread calls on a zeroed attr that pthread_getattr_np
+    // initialises and pthread_attr_destroy frees.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return None;
+        }
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
+        libc::pthread_attr_destroy(&mut attr);
+        ok.then_some(addr as usize)
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).unwrap_or(4096).max(4096)
 }

@@ -29,3 +29,29 @@ fn echo_goes_back_to_the_sender_only() {
     assert_eq!(b.next_text(), "after", "b must not see a's echo");
     assert_eq!(a.next_text(), "after");
 }
+
+#[test]
+fn the_count_follows_clients_joining_and_leaving() {
+    let server = TestServer::start(&[]);
+    let mut clients: Vec<_> = (0..5).map(|_| server.client()).collect();
+    server.wait_clients(5);
+    let (status, body) = server.get("/sendall?msg=five");
+    assert_eq!((status, body.as_str()), (200, r#"{"clients":5}"#));
+    for c in &mut clients {
+        assert_eq!(c.next_text(), "five");
+    }
+    clients.pop().unwrap().close();
+    drop(clients.pop());
+    server.wait_clients(3);
+    let (status, body) = server.get("/sendall?msg=three");
+    assert_eq!((status, body.as_str()), (200, r#"{"clients":3}"#));
+    for c in &mut clients {
+        assert_eq!(c.next_text(), "three");
+    }
+    for c in clients {
+        c.close();
+    }
+    server.wait_clients(0);
+    let (status, body) = server.get("/sendall?msg=none");
+    assert_eq!((status, body.as_str()), (200, r#"{"clients":0}"#));
+}

@@ -8,6 +8,7 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::LastSeen;
 
@@ -18,6 +19,8 @@ pub struct ConnIo {
     /// During the handshake writes go straight to the socket (nobody else writes yet).
     capture: bool,
     captured: Vec<u8>,
+    /// While handshaking: reads fail once this passes, however slowly bytes trickle in.
+    deadline: Option<Instant>,
 }
 
 impl ConnIo {
@@ -28,7 +31,13 @@ impl ConnIo {
             last_seen,
             capture: false,
             captured: Vec::new(),
+            deadline: None,
         }
+    }
+
+    /// Limits every read to the time left before `deadline` (`None`: no limit).
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
     }
 
     /// From now on, writes are kept for the outbox instead of going to the socket.
@@ -53,6 +62,13 @@ impl ConnIo {
 
 impl Read for ConnIo {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
+            }
+            self.stream.set_read_timeout(Some(left))?;
+        }
         let n = (&*self.stream).read(buf)?;
         if n > 0 {
             self.last_seen.touch();

@@ -14,14 +14,53 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 pub use self::outbox::{Offer, Outbox, OutboxConfig};
+use crate::cluster::NodeName;
 
 /// A client's id: unique for the life of the server, never reused (addresses are).
+///
+/// A single node numbers its clients `1`, `2`, ...; a node of a cluster
+/// (`--redis`) prefixes the number with its node id, `NODE-N`, so ids are
+/// unique across nodes and name the node that holds the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(pub u64);
+pub struct ClientId {
+    /// The node, in a cluster.
+    pub node: Option<NodeName>,
+    /// The client's number on its node.
+    pub seq: u64,
+}
+
+impl ClientId {
+    /// Client `seq` of a single node.
+    pub const fn local(seq: u64) -> ClientId {
+        ClientId { node: None, seq }
+    }
+
+    /// Client `seq` of `node`.
+    pub const fn on(node: NodeName, seq: u64) -> ClientId {
+        ClientId {
+            node: Some(node),
+            seq,
+        }
+    }
+
+    /// Splits an id as displayed, `N` or `NODE-N`, into node and number.
+    pub fn parse_parts(s: &str) -> Option<(Option<&str>, u64)> {
+        match s.rsplit_once('-') {
+            None => s.parse().ok().map(|seq| (None, seq)),
+            Some((node, seq)) if !node.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) => {
+                seq.parse().ok().map(|seq| (Some(node), seq))
+            }
+            Some(_) => None,
+        }
+    }
+}
 
 impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        match self.node {
+            Some(node) => write!(f, "{node}-{}", self.seq),
+            None => self.seq.fmt(f),
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use socket2::SockRef;
 
 use crate::frame::EncodedFrame;
@@ -92,7 +92,10 @@ pub struct Outbox {
 impl Outbox {
     /// An outbox writing to `stream`; `label` names the client in thread names.
     pub fn new(stream: Arc<TcpStream>, config: Arc<OutboxConfig>, label: String) -> Outbox {
-        let (tx, rx) = crossbeam_channel::bounded(config.queue_len);
+        // Unbounded in type, bounded by `pending`: a bounded crossbeam channel
+        // allocates all its slots up front (32 KiB per client at 1024), while
+        // this one allocates a block only while there is a backlog.
+        let (tx, rx) = crossbeam_channel::unbounded();
         Outbox {
             stream,
             write: Mutex::new(WriteState::default()),
@@ -176,12 +179,16 @@ impl Outbox {
                 }
             }
         }
-        self.pending.fetch_add(1, SeqCst);
-        match self.tx.try_send(item) {
+        if self.pending.fetch_add(1, SeqCst) >= self.config.queue_len {
+            self.pending.fetch_sub(1, SeqCst);
+            return Offer::Full;
+        }
+        match self.tx.send(item) {
             Ok(()) => self.ensure_writer(),
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            // Cannot happen while `self` holds the receiver.
+            Err(_) => {
                 self.pending.fetch_sub(1, SeqCst);
-                Offer::Full
+                Offer::Failed
             }
         }
     }

@@ -64,6 +64,7 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, shared: Arc<Shared>)
         client.outbox.close(shared.going_away.clone());
     }
 
+    crate::threads::release_unused_stack();
     let ending = read_until_closed(&mut ws, &client, &shared);
     if client.outbox.is_closing() {
         linger(&stream);

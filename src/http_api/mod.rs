@@ -17,9 +17,8 @@ use subtle::ConstantTimeEq;
 use tiny_http::{Method, Request};
 
 pub use self::reply::Reply;
-use crate::client::ClientId;
 use crate::error::ApiError;
-use crate::frame;
+use crate::frame::PayloadKind;
 use crate::handshake::WS_PATH;
 use crate::server::Shared;
 
@@ -86,11 +85,6 @@ fn serve(server: &tiny_http::Server, shared: &Shared, stopping: &AtomicBool) {
 }
 
 #[derive(Serialize)]
-struct Queued {
-    clients: usize,
-}
-
-#[derive(Serialize)]
 struct ClientInfo {
     id: String,
     peer: String,
@@ -107,14 +101,18 @@ fn route(request: &mut Request, shared: &Shared) -> Result<Reply, ApiError> {
             allow(request, path, &[Method::Get, Method::Post], "GET, POST")?;
             authorize(request, shared)?;
             let msg = body::publication(request, query, max_body)?;
-            let clients = shared.fanout.broadcast(&frame::data(msg.kind, &msg.payload));
-            Ok(Reply::json(&Queued { clients }))
+            let delivery = shared.publisher.broadcast(msg.kind, &msg.payload, None)?;
+            Ok(Reply::json(&delivery))
         }
         "/sendpods" => {
             allow(request, path, &[Method::Get, Method::Post], "GET, POST")?;
             authorize(request, shared)?;
-            let clients = shared.fanout.broadcast(&shared.pods.frame);
-            Ok(Reply::json(&Queued { clients }))
+            let pods = &shared.pods;
+            let delivery =
+                shared
+                    .publisher
+                    .broadcast(PayloadKind::Text, pods.json.as_bytes(), Some(&pods.frame))?;
+            Ok(Reply::json(&delivery))
         }
         "/pods" => {
             allow(request, path, &[Method::Get, Method::Head], "GET")?;
@@ -123,16 +121,10 @@ fn route(request: &mut Request, shared: &Shared) -> Result<Reply, ApiError> {
         _ if path.starts_with("/send/") => {
             allow(request, path, &[Method::Post], "POST")?;
             authorize(request, shared)?;
-            let raw_id = &path["/send/".len()..];
-            let no_client = || ApiError::NotFound(format!("no client with id {raw_id:?}"));
-            let id = raw_id.parse().map(ClientId).map_err(|_| no_client())?;
+            let target = shared.publisher.target(&path["/send/".len()..])?;
             let msg = body::publication(request, query, max_body)?;
-            match shared.fanout.send_to(id, &frame::data(msg.kind, &msg.payload)) {
-                None => Err(no_client()),
-                Some(taken) => Ok(Reply::json(&Queued {
-                    clients: usize::from(taken),
-                })),
-            }
+            let delivery = shared.publisher.send_to(&target, msg.kind, &msg.payload)?;
+            Ok(Reply::json(&delivery))
         }
         "/clients" => {
             allow(request, path, &[Method::Get, Method::Head], "GET")?;
@@ -164,7 +156,24 @@ fn route(request: &mut Request, shared: &Shared) -> Result<Reply, ApiError> {
         }
         "/healthz" => {
             allow(request, path, &[Method::Get, Method::Head], "GET")?;
-            Ok(Reply::with_type(200, "text/plain; charset=utf-8", b"ok".to_vec()))
+            if shared.publisher.is_healthy() {
+                Ok(Reply::with_type(200, "text/plain; charset=utf-8", b"ok".to_vec()))
+            } else {
+                Ok(Reply::with_type(
+                    503,
+                    "text/plain; charset=utf-8",
+                    b"degraded".to_vec(),
+                ))
+            }
+        }
+        "/cluster" => {
+            allow(request, path, &[Method::Get, Method::Head], "GET")?;
+            match shared.publisher.cluster() {
+                Some(cluster) => Ok(Reply::json(&cluster.view())),
+                None => Err(ApiError::NotFound(
+                    "this node runs alone: start it with --redis to join a cluster".into(),
+                )),
+            }
         }
         "/config.json" => {
             allow(request, path, &[Method::Get, Method::Head], "GET")?;

@@ -1,0 +1,127 @@
+//! What `/proc` says about a process: resident memory, threads, open files, CPU time.
+
+use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// One reading of a process.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Sample {
+    /// Resident set size, KiB.
+    pub rss_kib: u64,
+    /// Threads.
+    pub threads: u64,
+    /// Open file descriptors.
+    pub fds: u64,
+    /// User plus system CPU time of all its threads (dead ones included), ms.
+    pub cpu_ms: f64,
+}
+
+/// Reads `/proc/PID`; `None` once the process is gone.
+pub fn sample(pid: u32) -> Option<Sample> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let fds = fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
+    Some(Sample {
+        rss_kib: field("VmRSS:"),
+        threads: field("Threads:"),
+        fds,
+        cpu_ms: cpu_ms(pid)?,
+    })
+}
+
+/// utime + stime of a process, in ms.
+pub fn cpu_ms(pid: u32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: fields are counted after its closing ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of the whole line: utime, stime (clock ticks).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 * 1000.0 / clock_ticks() as f64)
+}
+
+/// This process's own CPU time (all threads), ms.
+pub fn self_cpu_ms() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let ms = |tv: libc::timeval| tv.tv_sec as f64 * 1000.0 + tv.tv_usec as f64 / 1000.0;
+    ms(usage.ru_utime) + ms(usage.ru_stime)
+}
+
+fn clock_ticks() -> i64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t
+    } else {
+        100
+    }
+}
+
+/// Peaks seen by a [`Watcher`].
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Peaks {
+    /// Highest RSS, KiB.
+    pub rss_kib: u64,
+    /// Most threads.
+    pub threads: u64,
+    /// Most fds.
+    pub fds: u64,
+}
+
+/// Samples a process every `every` on its own thread and keeps the peaks.
+pub struct Watcher {
+    stop: Arc<AtomicBool>,
+    peaks: Arc<Mutex<Peaks>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// Starts watching `pid`.
+    pub fn start(pid: u32, every: Duration) -> Watcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peaks = Arc::new(Mutex::new(Peaks::default()));
+        let handle = {
+            let (stop, peaks) = (Arc::clone(&stop), Arc::clone(&peaks));
+            thread::spawn(move || {
+                while !stop.load(Relaxed) {
+                    if let Some(s) = sample(pid) {
+                        let mut p = peaks.lock().unwrap();
+                        p.rss_kib = p.rss_kib.max(s.rss_kib);
+                        p.threads = p.threads.max(s.threads);
+                        p.fds = p.fds.max(s.fds);
+                    }
+                    thread::sleep(every);
+                }
+            })
+        };
+        Watcher {
+            stop,
+            peaks,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops and returns the peaks.
+    pub fn finish(mut self) -> Peaks {
+        self.stop.store(true, Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        *self.peaks.lock().unwrap()
+    }
+}

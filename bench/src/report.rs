@@ -1,0 +1,373 @@
+//! Tables: medians over repeated runs, wspush-to-Nchan ratios, and the targets.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::load::Outcome;
+
+/// One server's figures in one scenario: medians over its runs (the
+/// correctness counts are the worst run's, not the median).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Server name.
+    pub server: String,
+    /// Runs summarised.
+    pub runs: usize,
+    /// Clients (readers plus non-readers).
+    pub clients: usize,
+    /// Payload bytes.
+    pub payload: usize,
+    /// Seconds to connect every client.
+    pub connect_secs: f64,
+    /// Failed connections (worst run).
+    pub connect_failures: usize,
+    /// Fan-out (last receive − send) median, ms.
+    pub fanout_p50_ms: f64,
+    /// Fan-out 99th percentile, ms.
+    pub fanout_p99_ms: f64,
+    /// Fan-out worst, ms.
+    pub fanout_max_ms: f64,
+    /// Per-delivery latency median, ms.
+    pub delivery_p50_ms: f64,
+    /// Per-delivery latency 99th percentile, ms.
+    pub delivery_p99_ms: f64,
+    /// Deliveries per second over the broadcast phase.
+    pub deliveries_per_sec: f64,
+    /// Deliveries received.
+    pub delivered: u64,
+    /// Lost deliveries (worst run).
+    pub lost: u64,
+    /// Duplicated deliveries (worst run).
+    pub duplicated: u64,
+    /// Clients whose order differs from the rest (worst run).
+    pub order_differs: usize,
+    /// Deliveries out of publish order (worst run; publishes overlap, so not a fault).
+    pub out_of_order: u64,
+    /// Reading clients whose connection ended early (worst run).
+    pub closed_early: usize,
+    /// Publish requests not answered 2xx (worst run).
+    pub publish_failures: u64,
+    /// Server CPU per 1,000 deliveries, ms.
+    pub server_cpu_ms_per_1000: f64,
+    /// Load generator CPU per 1,000 deliveries, ms.
+    pub client_cpu_ms_per_1000: f64,
+    /// Server RSS with no client, KiB.
+    pub rss_before_kib: f64,
+    /// Server RSS with every client connected and idle, KiB.
+    pub rss_connected_kib: f64,
+    /// RSS per idle connection, KiB.
+    pub rss_per_client_kib: f64,
+    /// Server threads with every client connected.
+    pub threads: f64,
+    /// Most server threads during the broadcast phase.
+    pub threads_peak: f64,
+    /// Server fds with every client connected.
+    pub fds: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+impl Summary {
+    /// Summarises `runs` (all of one server in one scenario).
+    pub fn of(scenario: &str, runs: &[&Outcome]) -> Summary {
+        let m = |f: &dyn Fn(&Outcome) -> f64| median(runs.iter().map(|o| f(o)).collect());
+        let worst = |f: &dyn Fn(&Outcome) -> u64| runs.iter().map(|o| f(o)).max().unwrap_or(0);
+        let first = runs[0];
+        Summary {
+            scenario: scenario.to_owned(),
+            server: first.server.clone(),
+            runs: runs.len(),
+            clients: first.spec.clients + first.spec.slow,
+            payload: first.spec.payload,
+            connect_secs: m(&|o| o.connect_secs),
+            connect_failures: worst(&|o| o.connect_failures as u64) as usize,
+            fanout_p50_ms: m(&|o| o.fanout_ms.p50),
+            fanout_p99_ms: m(&|o| o.fanout_ms.p99),
+            fanout_max_ms: m(&|o| o.fanout_ms.max),
+            delivery_p50_ms: m(&|o| o.delivery_ms.p50),
+            delivery_p99_ms: m(&|o| o.delivery_ms.p99),
+            deliveries_per_sec: m(&|o| o.deliveries_per_sec),
+            delivered: m(&|o| o.delivered as f64) as u64,
+            lost: worst(&|o| o.lost),
+            duplicated: worst(&|o| o.duplicated),
+            order_differs: worst(&|o| o.order_differs as u64) as usize,
+            out_of_order: worst(&|o| o.out_of_order),
+            closed_early: worst(&|o| o.closed_early as u64) as usize,
+            publish_failures: worst(&|o| o.published - o.published_ok),
+            server_cpu_ms_per_1000: m(&|o| o.server_proc.cpu_ms_per_1000),
+            client_cpu_ms_per_1000: m(&|o| {
+                if o.delivered > 0 {
+                    o.client_cpu_ms * 1000.0 / o.delivered as f64
+                } else {
+                    0.0
+                }
+            }),
+            rss_before_kib: m(&|o| o.server_proc.before.rss_kib as f64),
+            rss_connected_kib: m(&|o| o.server_proc.connected.rss_kib as f64),
+            rss_per_client_kib: m(&|o| o.server_proc.rss_per_client_kib),
+            threads: m(&|o| o.server_proc.connected.threads as f64),
+            threads_peak: m(&|o| o.server_proc.peaks.threads as f64),
+            fds: m(&|o| o.server_proc.connected.fds as f64),
+        }
+    }
+
+    /// Whether nothing was lost, duplicated or ordered differently.
+    pub fn exact(&self) -> bool {
+        self.lost == 0 && self.duplicated == 0 && self.order_differs == 0 && self.connect_failures == 0
+    }
+}
+
+/// The main table.
+pub fn table(rows: &[Summary]) -> String {
+    let mut s = String::new();
+    s.push_str(
+        "| scenario | server | clients | B | connect s | fan-out p50 ms | fan-out p99 ms | delivery p99 ms \
+         | deliveries/s | lost | dup | order≠ | server CPU ms/1k | bench CPU ms/1k | RSS/conn KiB \
+         | RSS MiB | threads (peak) | fds |\n",
+    );
+    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {:.0} | {:.0} ({:.0}) | {:.0} |",
+            r.scenario,
+            r.server,
+            r.clients,
+            r.payload,
+            r.connect_secs,
+            r.fanout_p50_ms,
+            r.fanout_p99_ms,
+            r.delivery_p99_ms,
+            r.deliveries_per_sec,
+            r.lost,
+            r.duplicated,
+            r.order_differs,
+            r.server_cpu_ms_per_1000,
+            r.client_cpu_ms_per_1000,
+            r.rss_per_client_kib,
+            r.rss_connected_kib / 1024.0,
+            r.threads,
+            r.threads_peak,
+            r.fds,
+        );
+    }
+    s
+}
+
+/// wspush's figures as ratios to Nchan's in the same scenario (below 1 = wspush better).
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    /// Scenario.
+    pub scenario: String,
+    /// Fan-out p99.
+    pub fanout_p99: f64,
+    /// Fan-out p50.
+    pub fanout_p50: f64,
+    /// Delivery p99.
+    pub delivery_p99: f64,
+    /// Server CPU per 1,000 deliveries.
+    pub cpu_per_1000: f64,
+    /// RSS per idle connection.
+    pub rss_per_client: f64,
+    /// Connect time.
+    pub connect: f64,
+    /// Deliveries per second (above 1 = wspush better).
+    pub deliveries_per_sec: f64,
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        f64::NAN
+    }
+}
+
+impl Ratio {
+    /// wspush / Nchan.
+    pub fn of(w: &Summary, n: &Summary) -> Ratio {
+        Ratio {
+            scenario: w.scenario.clone(),
+            fanout_p99: ratio(w.fanout_p99_ms, n.fanout_p99_ms),
+            fanout_p50: ratio(w.fanout_p50_ms, n.fanout_p50_ms),
+            delivery_p99: ratio(w.delivery_p99_ms, n.delivery_p99_ms),
+            cpu_per_1000: ratio(w.server_cpu_ms_per_1000, n.server_cpu_ms_per_1000),
+            rss_per_client: ratio(w.rss_per_client_kib, n.rss_per_client_kib),
+            connect: ratio(w.connect_secs, n.connect_secs),
+            deliveries_per_sec: ratio(w.deliveries_per_sec, n.deliveries_per_sec),
+        }
+    }
+}
+
+/// The ratio table.
+pub fn ratio_table(ratios: &[Ratio]) -> String {
+    let mut s = String::from(
+        "| scenario | fan-out p50 | fan-out p99 | delivery p99 | server CPU/1k deliveries | RSS/conn | connect time | deliveries/s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in ratios {
+        let _ = writeln!(
+            s,
+            "| {} | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
+            r.scenario,
+            r.fanout_p50,
+            r.fanout_p99,
+            r.delivery_p99,
+            r.cpu_per_1000,
+            r.rss_per_client,
+            r.connect,
+            r.deliveries_per_sec
+        );
+    }
+    s
+}
+
+/// One target's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// The figure.
+    pub figure: String,
+    /// The target.
+    pub target: String,
+    /// What was measured.
+    pub measured: String,
+    /// Met or not (`None` when the run did not include what it needs).
+    pub met: Option<bool>,
+}
+
+/// The issue's targets, checked against this run's summaries.
+pub fn verdicts(rows: &[Summary]) -> Vec<Verdict> {
+    let find =
+        |scenario: &str, server: &str| rows.iter().find(|r| r.scenario == scenario && r.server == server);
+    let mut v = Vec::new();
+    let wspush_rows: Vec<&Summary> = rows.iter().filter(|r| r.server == "wspush").collect();
+    if !wspush_rows.is_empty() {
+        let bad: Vec<String> = wspush_rows
+            .iter()
+            .filter(|r| !r.exact())
+            .map(|r| {
+                format!(
+                    "{}: lost {}, dup {}, order≠ {}, failed connects {}",
+                    r.scenario, r.lost, r.duplicated, r.order_differs, r.connect_failures
+                )
+            })
+            .collect();
+        v.push(Verdict {
+            figure: "lost, duplicated, order differing between clients".into(),
+            target: "0 in every scenario".into(),
+            measured: if bad.is_empty() {
+                format!("0 in all {} wspush scenarios", wspush_rows.len())
+            } else {
+                bad.join("; ")
+            },
+            met: Some(bad.is_empty()),
+        });
+    }
+    let ten = (find("fanout-10000", "wspush"), find("fanout-10000", "nchan"));
+    if let (Some(w), Some(n)) = ten {
+        let r = ratio(w.fanout_p99_ms, n.fanout_p99_ms);
+        v.push(Verdict {
+            figure: "fan-out p99, 10,000 clients, 100 B".into(),
+            target: "≤ 1.0× Nchan".into(),
+            measured: format!("{:.1} ms vs {:.1} ms = {r:.2}×", w.fanout_p99_ms, n.fanout_p99_ms),
+            met: Some(r <= 1.0),
+        });
+        let r = ratio(w.server_cpu_ms_per_1000, n.server_cpu_ms_per_1000);
+        v.push(Verdict {
+            figure: "server CPU per 1,000 deliveries (10,000 clients)".into(),
+            target: "≤ 1.0× Nchan".into(),
+            measured: format!(
+                "{:.2} ms vs {:.2} ms = {r:.2}×",
+                w.server_cpu_ms_per_1000, n.server_cpu_ms_per_1000
+            ),
+            met: Some(r <= 1.0),
+        });
+    }
+    if let Some(w) = ten.0 {
+        v.push(Verdict {
+            figure: "RSS per idle connection (10,000 clients)".into(),
+            target: "≤ 16 KiB".into(),
+            measured: format!("{:.1} KiB", w.rss_per_client_kib),
+            met: Some(w.rss_per_client_kib <= 16.0),
+        });
+        v.push(Verdict {
+            figure: "connect 10,000 clients".into(),
+            target: "≤ 2 s".into(),
+            measured: format!("{:.2} s", w.connect_secs),
+            met: Some(w.connect_secs <= 2.0),
+        });
+    }
+    if let Some(w) = find("capacity-15000", "wspush") {
+        v.push(Verdict {
+            figure: "clients held with zero loss".into(),
+            target: "15,000".into(),
+            measured: format!(
+                "{} connected ({} failed), lost {}, dup {}, order≠ {}",
+                w.clients - w.connect_failures,
+                w.connect_failures,
+                w.lost,
+                w.duplicated,
+                w.order_differs
+            ),
+            met: Some(w.exact() && w.clients >= 15_000),
+        });
+    }
+    if let Some(w) = find("slow-10000", "wspush") {
+        let base = find("fanout-10000-1k", "wspush");
+        let r = base.map(|b| ratio(w.fanout_p99_ms, b.fanout_p99_ms));
+        v.push(Verdict {
+            figure: "slow consumers: 99% lose nothing, fan-out p99 vs scenario 1 (10,000 × 1 KiB)".into(),
+            target: "0 lost, ≤ 1.2×".into(),
+            measured: match r {
+                Some(r) => format!(
+                    "lost {}, p99 {:.1} ms vs {:.1} ms = {r:.2}×",
+                    w.lost,
+                    w.fanout_p99_ms,
+                    base.map_or(0.0, |b| b.fanout_p99_ms)
+                ),
+                None => format!(
+                    "lost {}, p99 {:.1} ms (no scenario-1 baseline)",
+                    w.lost, w.fanout_p99_ms
+                ),
+            },
+            met: r.map(|r| w.exact() && r <= 1.2),
+        });
+    }
+    if let Some(w) = find("throughput-1000", "wspush") {
+        v.push(Verdict {
+            figure: "throughput, 1,000 clients, zero loss".into(),
+            target: "0 lost (reported: deliveries/s)".into(),
+            measured: format!("{:.0} deliveries/s, lost {}", w.deliveries_per_sec, w.lost),
+            met: Some(w.exact()),
+        });
+    }
+    v
+}
+
+/// The verdicts as a table.
+pub fn verdict_table(v: &[Verdict]) -> String {
+    let mut s = String::from("| figure | target | measured | met |\n|---|---|---|---|\n");
+    for x in v {
+        let met = match x.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "n/a",
+        };
+        let _ = writeln!(s, "| {} | {} | {} | {met} |", x.figure, x.target, x.measured);
+    }
+    s
+}

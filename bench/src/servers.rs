@@ -1,0 +1,275 @@
+//! The servers under test: wspush (its release binary) and nginx + Nchan, each
+//! started fresh for one run on loopback ports and stopped after it.
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::http;
+
+/// Which server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// This repository's server.
+    Wspush,
+    /// nginx with the Nchan module.
+    Nchan,
+}
+
+impl Kind {
+    /// Its name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Wspush => "wspush",
+            Kind::Nchan => "nchan",
+        }
+    }
+}
+
+/// How to start the servers.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The wspush binary.
+    pub wspush_bin: PathBuf,
+    /// Extra flags for wspush.
+    pub wspush_args: Vec<String>,
+    /// Where logs and nginx's files go.
+    pub work_dir: PathBuf,
+}
+
+/// A running server.
+pub struct Running {
+    /// Which one.
+    pub kind: Kind,
+    /// Its process (the only one: nginx runs without a master).
+    pub child: Child,
+    /// The WebSocket endpoint.
+    pub ws: SocketAddr,
+    /// Where to publish (`POST /sendall`) and ask for the subscriber count.
+    pub http: SocketAddr,
+}
+
+impl Running {
+    /// Starts `kind`; logs go to `<work_dir>/<label>.log`.
+    pub fn start(kind: Kind, launch: &Launch, label: &str) -> Result<Running, String> {
+        fs::create_dir_all(&launch.work_dir).map_err(|e| format!("{}: {e}", launch.work_dir.display()))?;
+        match kind {
+            Kind::Wspush => start_wspush(launch, label),
+            Kind::Nchan => start_nchan(launch, label),
+        }
+    }
+
+    /// The process id whose `/proc` entry is sampled.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Subscribers the server reports now.
+    pub async fn subscribers(&self) -> Option<u64> {
+        match self.kind {
+            Kind::Wspush => {
+                let r = http::once(self.http, "GET", "/stats", &[], b"").await.ok()?;
+                let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+                v["clients"].as_u64()
+            }
+            Kind::Nchan => {
+                let r = http::once(
+                    self.http,
+                    "GET",
+                    "/sendall",
+                    &[("Accept", "application/json")],
+                    b"",
+                )
+                .await
+                .ok()?;
+                if r.status == 404 {
+                    return Some(0);
+                }
+                let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+                v["subscribers"].as_u64()
+            }
+        }
+    }
+
+    /// The server's own counters, where it has them (wspush `/stats`).
+    pub async fn counters(&self) -> Option<serde_json::Value> {
+        if self.kind != Kind::Wspush {
+            return None;
+        }
+        let r = http::once(self.http, "GET", "/stats", &[], b"").await.ok()?;
+        serde_json::from_slice(&r.body).ok()
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`.
+    pub fn stop(mut self, grace: Duration) {
+        // SAFETY: kill has no memory preconditions; the pid is our child's.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_wspush(launch: &Launch, label: &str) -> Result<Running, String> {
+    if !launch.wspush_bin.exists() {
+        return Err(format!(
+            "{} not found: run `cargo build --release` first",
+            launch.wspush_bin.display()
+        ));
+    }
+    let log = log_file(&launch.work_dir, label)?;
+    let mut child = Command::new(&launch.wspush_bin)
+        .args(["--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .args(&launch.wspush_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", launch.wspush_bin.display()))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    let read = BufReader::new(stdout).read_line(&mut line);
+    if read.is_err() || !line.starts_with("wspush listening") {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!(
+            "wspush did not start (see {}): {line:?}",
+            launch.work_dir.join(format!("{label}.log")).display()
+        ));
+    }
+    // wspush listening ws=ws://HOST:PORT/echo http=http://HOST:PORT/
+    let addr_after = |key: &str| -> Result<SocketAddr, String> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|url| url.split('/').nth(2))
+            .and_then(|hp| hp.parse().ok())
+            .ok_or_else(|| format!("cannot parse {key} in {line:?}"))
+    };
+    Ok(Running {
+        kind: Kind::Wspush,
+        ws: addr_after("ws=")?,
+        http: addr_after("http=")?,
+        child,
+    })
+}
+
+/// The Nchan module as Debian installs it.
+pub const NCHAN_MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
+
+/// Whether nginx and the Nchan module are installed.
+pub fn nchan_available() -> bool {
+    Path::new(NCHAN_MODULE).exists() && Command::new("nginx").arg("-v").output().is_ok()
+}
+
+/// The peer's configuration, exactly as the benchmark issue gives it plus
+/// what one process with 15,000+ connections needs (connection and fd limits).
+pub fn nchan_config(prefix: &Path, ws_port: u16, http_port: u16) -> String {
+    let p = prefix.display();
+    format!(
+        r#"load_module {NCHAN_MODULE};
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid {p}/nginx.pid;
+error_log {p}/error.log error;
+events {{
+    worker_connections 19000;
+}}
+http {{
+    access_log off;
+    client_body_temp_path {p}/client_body;
+    proxy_temp_path {p}/proxy;
+    fastcgi_temp_path {p}/fastcgi;
+    uwsgi_temp_path {p}/uwsgi;
+    scgi_temp_path {p}/scgi;
+    server {{
+        listen 127.0.0.1:{ws_port} backlog=4096;
+        location = /echo {{
+            nchan_subscriber websocket;
+            nchan_channel_id all;
+            nchan_subscriber_first_message newest;
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{http_port};
+        location = /sendall {{
+            nchan_publisher;
+            nchan_channel_id all;
+        }}
+    }}
+}}
+"#
+    )
+}
+
+fn start_nchan(launch: &Launch, label: &str) -> Result<Running, String> {
+    if !nchan_available() {
+        return Err("nginx with the Nchan module is not installed (scripts/bench.sh installs it)".into());
+    }
+    let prefix = launch.work_dir.join("nchan");
+    fs::create_dir_all(&prefix).map_err(|e| e.to_string())?;
+    let prefix = prefix.canonicalize().map_err(|e| e.to_string())?;
+    let ws_port = free_port()?;
+    let http_port = free_port()?;
+    let conf = prefix.join("nginx.conf");
+    fs::write(&conf, nchan_config(&prefix, ws_port, http_port)).map_err(|e| e.to_string())?;
+    let log = log_file(&launch.work_dir, label)?;
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(&prefix)
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start nginx: {e}"))?;
+    let mut running = Running {
+        kind: Kind::Nchan,
+        ws: SocketAddr::from(([127, 0, 0, 1], ws_port)),
+        http: SocketAddr::from(([127, 0, 0, 1], http_port)),
+        child,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let up = TcpStream::connect(running.ws).is_ok() && TcpStream::connect(running.http).is_ok();
+        if up {
+            return Ok(running);
+        }
+        if let Ok(Some(status)) = running.child.try_wait() {
+            return Err(format!(
+                "nginx exited with {status} (see {} and {}/error.log)",
+                launch.work_dir.join(format!("{label}.log")).display(),
+                prefix.display()
+            ));
+        }
+        if Instant::now() > deadline {
+            running.stop(Duration::from_secs(1));
+            return Err("nginx did not start listening within 10 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn log_file(dir: &Path, label: &str) -> Result<File, String> {
+    let path = dir.join(format!("{label}.log"));
+    File::create(&path).map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -1,0 +1,293 @@
+//! The subscriber thread: one SUBSCRIBE connection per node, read in order and
+//! handed to the fan-out; made again with backoff whenever it is lost.
+//!
+//! While it is down the node is degraded: publishes answer 503 and `/healthz`
+//! says so. Messages published meanwhile never reach this node's clients
+//! (Redis pub/sub keeps nothing for absent subscribers): at-most-once.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+
+use super::wire::{self, Body, SendResult};
+use super::{
+    Cluster, Control, MemberInfo, Outcome, CONNECT_TIMEOUT, IO_TIMEOUT, MAX_BACKOFF, MEMBER_WINDOW,
+    MIN_BACKOFF, POLL, SILENCE_LIMIT,
+};
+use crate::client::ClientId;
+use crate::frame;
+
+/// How a subscription ended.
+enum End {
+    /// The server is stopping.
+    Stopped,
+    /// Connecting, subscribing or reading failed.
+    Lost {
+        reason: String,
+        /// Whether it had been subscribed (else it never got that far).
+        was_up: bool,
+    },
+}
+
+/// Runs until `stop` is dropped (or sent to).
+pub(super) fn run(cluster: &Cluster, stop: &Receiver<()>) {
+    let mut backoff = MIN_BACKOFF;
+    let mut down_since: Option<Instant> = None;
+    let mut dedup = Dedup::default();
+    loop {
+        match subscription(cluster, stop, &mut dedup, &mut down_since) {
+            End::Stopped => return,
+            End::Lost { reason, was_up } => {
+                if was_up {
+                    log::warn!(
+                        "cluster: redis subscription on {} lost: {reason}; reconnecting",
+                        cluster.target
+                    );
+                    down_since = Some(Instant::now());
+                    backoff = MIN_BACKOFF;
+                } else {
+                    log::warn!(
+                        "cluster: cannot subscribe at redis {}: {reason}; next try in {backoff:?}",
+                        cluster.target
+                    );
+                }
+            }
+        }
+        match stop.recv_timeout(backoff) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One subscription from connect to loss (or stop).
+fn subscription(
+    cluster: &Cluster,
+    stop: &Receiver<()>,
+    dedup: &mut Dedup,
+    down_since: &mut Option<Instant>,
+) -> End {
+    let lost = |e: redis::RedisError| End::Lost {
+        reason: e.to_string(),
+        was_up: false,
+    };
+    let mut conn = match cluster.client.get_connection_with_timeout(CONNECT_TIMEOUT) {
+        Ok(conn) => conn,
+        Err(e) => return lost(e),
+    };
+    if let Err(e) = conn
+        .set_write_timeout(Some(IO_TIMEOUT))
+        .and_then(|()| conn.set_read_timeout(Some(IO_TIMEOUT)))
+    {
+        return lost(e);
+    }
+    let mut pubsub = conn.as_pubsub();
+    // One channel at a time: each call returns once Redis confirmed it.
+    for channel in [&cluster.prefix, &cluster.own_channel] {
+        if let Err(e) = pubsub.subscribe(channel.as_str()) {
+            return lost(e);
+        }
+    }
+    if let Err(e) = pubsub.set_read_timeout(Some(POLL)) {
+        return lost(e);
+    }
+    cluster.epoch.fetch_add(1, SeqCst);
+    cluster.up.store(true, SeqCst);
+    match down_since.take() {
+        Some(since) => {
+            cluster.counters.reconnects.fetch_add(1, SeqCst);
+            log::info!(
+                "cluster: resubscribed at redis {} after {:.1?} down; messages published meanwhile are lost",
+                cluster.target,
+                since.elapsed()
+            );
+        }
+        None => log::info!(
+            "cluster: subscribed to {} and {} at redis {}",
+            cluster.prefix,
+            cluster.own_channel,
+            cluster.target
+        ),
+    }
+    let _ = cluster.control.send(Control::Announce { hello: true });
+
+    let mut last_heard = Instant::now();
+    let end = loop {
+        match stop.try_recv() {
+            Err(TryRecvError::Empty) => {}
+            Ok(()) | Err(TryRecvError::Disconnected) => break End::Stopped,
+        }
+        match pubsub.get_message() {
+            Ok(msg) => {
+                last_heard = Instant::now();
+                handle(cluster, dedup, msg.get_channel_name(), msg.get_payload_bytes());
+            }
+            Err(e) if e.is_timeout() => {
+                if last_heard.elapsed() > SILENCE_LIMIT {
+                    break End::Lost {
+                        reason: format!(
+                            "nothing arrived for {SILENCE_LIMIT:?}, not even this node's own announcements"
+                        ),
+                        was_up: true,
+                    };
+                }
+            }
+            Err(e) => {
+                break End::Lost {
+                    reason: e.to_string(),
+                    was_up: true,
+                }
+            }
+        }
+    };
+    cluster.up.store(false, SeqCst);
+    end
+}
+
+/// Acts on one message from the subscription.
+fn handle(cluster: &Cluster, dedup: &mut Dedup, channel: &str, bytes: &[u8]) {
+    cluster.counters.received.fetch_add(1, SeqCst);
+    let env = match wire::decode(bytes) {
+        Ok(env) => env,
+        Err(e) => {
+            log::warn!(
+                "cluster: ignoring a message of {} bytes on {channel}: {e}",
+                bytes.len()
+            );
+            return;
+        }
+    };
+    let mine = env.origin == cluster.node.as_str() && env.boot == cluster.boot;
+    match env.body {
+        Body::All { kind, payload } => {
+            if !dedup.first_time(env.boot, env.seq) {
+                log::info!(
+                    "cluster: dropped a repeat of message {} from node {}",
+                    env.seq,
+                    env.origin
+                );
+                return;
+            }
+            let clients = cluster.fanout.broadcast(&frame::data(kind, payload));
+            if mine {
+                cluster.complete(env.seq, Outcome::Fanned(clients));
+            }
+        }
+        Body::One {
+            kind,
+            node,
+            client,
+            payload,
+        } => {
+            if !dedup.first_time(env.boot, env.seq) {
+                log::info!(
+                    "cluster: dropped a repeat of message {} from node {}",
+                    env.seq,
+                    env.origin
+                );
+                return;
+            }
+            let result = if node == cluster.node.as_str() {
+                let id = ClientId::on(cluster.node, client);
+                match cluster.fanout.send_to(id, &frame::data(kind, payload)) {
+                    None => SendResult::Absent,
+                    Some(true) => SendResult::Delivered,
+                    Some(false) => SendResult::Refused,
+                }
+            } else {
+                log::warn!(
+                    "cluster: message for client {node}-{client} arrived at node {} on {channel}",
+                    cluster.node
+                );
+                SendResult::Absent
+            };
+            if mine {
+                cluster.complete(env.seq, Outcome::Sent(result));
+            } else {
+                let _ = cluster.control.send(Control::Ack {
+                    node: env.origin.to_owned(),
+                    boot: env.boot,
+                    seq: env.seq,
+                    result,
+                });
+            }
+        }
+        Body::Ack { boot, seq, result } => {
+            if boot == cluster.boot {
+                cluster.complete(seq, Outcome::Sent(result));
+            }
+        }
+        Body::Hello(info) | Body::Here(info) => {
+            let hello = matches!(env.body, Body::Hello(_));
+            let info: MemberInfo = serde_json::from_slice(info).unwrap_or_default();
+            if cluster.members().saw(env.origin, env.boot, info, MEMBER_WINDOW) {
+                log::warn!(
+                    "cluster: node id {} is announced by two processes (boot {:016x} and another), \
+                     or it restarted within seconds: give each node its own --node-id",
+                    env.origin,
+                    env.boot
+                );
+            }
+            if hello && !mine {
+                let _ = cluster.control.send(Control::Announce { hello: false });
+            }
+        }
+        Body::Bye => {
+            cluster.members().left(env.origin, env.boot);
+            if !mine {
+                log::info!("cluster: node {} left", env.origin);
+            }
+        }
+    }
+}
+
+/// The last message number seen from each boot of each node, to drop repeats
+/// (a publish retried after its first try did reach Redis).
+#[derive(Default)]
+struct Dedup {
+    last: HashMap<u64, (u64, Instant)>,
+    pruned: Option<Instant>,
+}
+
+/// Boots not heard from for this long are forgotten.
+const DEDUP_KEEP: Duration = Duration::from_secs(600);
+
+impl Dedup {
+    /// True unless message `seq` of `boot` (or a later one) was seen already.
+    fn first_time(&mut self, boot: u64, seq: u64) -> bool {
+        let now = Instant::now();
+        if self
+            .pruned
+            .is_none_or(|t| now.duration_since(t) > DEDUP_KEEP / 10)
+        {
+            self.last
+                .retain(|_, (_, at)| now.duration_since(*at) < DEDUP_KEEP);
+            self.pruned = Some(now);
+        }
+        let entry = self.last.entry(boot).or_insert((0, now));
+        entry.1 = now;
+        if seq <= entry.0 {
+            return false;
+        }
+        entry.0 = seq;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeats_are_dropped_per_boot() {
+        let mut d = Dedup::default();
+        assert!(d.first_time(1, 1));
+        assert!(d.first_time(1, 3), "gaps are fine: failed publishes use numbers");
+        assert!(!d.first_time(1, 3));
+        assert!(!d.first_time(1, 2));
+        assert!(d.first_time(2, 1), "another boot counts on its own");
+    }
+}

@@ -38,11 +38,12 @@ impl Drop for Slot {
 }
 
 /// A client's entry in the registry; dropping it removes the client, whatever
-/// path (error, close, panic) ended the connection.
+/// path (error, close, panic) ended the connection. The connection's `Slot`
+/// is separate: it is held until the socket is closed, which may be a little
+/// after the client stopped being listed (the close handshake's linger).
 pub struct Registration {
     registry: Arc<Registry>,
     client: Arc<Client>,
-    _slot: Slot,
 }
 
 impl Registration {
@@ -104,12 +105,11 @@ impl Registry {
     }
 
     /// Adds a client whose handshake completed.
-    pub fn register(self: &Arc<Self>, client: Arc<Client>, slot: Slot) -> Registration {
+    pub fn register(self: &Arc<Self>, client: Arc<Client>) -> Registration {
         self.lock().insert(client.id, Arc::clone(&client));
         Registration {
             registry: Arc::clone(self),
             client,
-            _slot: slot,
         }
     }
 

@@ -193,6 +193,7 @@ impl Server {
                 queue_len: config.queue_len as usize,
                 write_timeout: config.write_timeout,
                 spawner: spawner.clone(),
+                stats: Arc::clone(&stats),
             }),
             ws_config: WebSocketConfig::default()
                 .read_buffer_size(config.read_buffer_bytes)

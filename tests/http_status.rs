@@ -19,16 +19,16 @@ fn clients_lists_id_peer_since_and_queued() {
     let list = server.clients();
     assert_eq!(list.len(), 2, "{list:?}");
     let mut ids = Vec::new();
-    for (entry, client) in list.iter().zip([&a, &b]) {
+    for client in [&a, &b] {
+        let peer = client.local_addr().to_string();
+        let entry = list
+            .iter()
+            .find(|e| e["peer"] == peer.as_str())
+            .unwrap_or_else(|| panic!("no entry with peer {peer}: {list:?}"));
         let obj = entry.as_object().expect("object");
         let mut keys: Vec<_> = obj.keys().map(String::as_str).collect();
         keys.sort();
         assert_eq!(keys, ["connected_since", "id", "peer", "queued"], "{entry}");
-        assert_eq!(
-            entry["peer"],
-            client.local_addr().to_string(),
-            "sorted by id, so in connect order"
-        );
         let id: u64 = entry["id"]
             .as_str()
             .expect("id is a string")
@@ -41,12 +41,17 @@ fn clients_lists_id_peer_since_and_queued() {
         assert_eq!(entry["queued"], 0);
     }
     assert_ne!(ids[0], ids[1], "ids are unique");
+    let listed: Vec<u64> = list
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(listed[0] < listed[1], "sorted by id: {listed:?}");
 
     a.close();
     server.wait_clients(1);
     let list = server.clients();
     assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["id"], ids[1].to_string());
+    assert_eq!(list[0]["id"], ids[1].to_string(), "b is the one left");
 }
 
 const STAT_FIELDS: [&str; 9] = [

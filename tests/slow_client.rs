@@ -107,6 +107,10 @@ fn a_stalled_backlog_is_dropped_after_the_write_timeout() {
     let _ = read_to_end(&mut stalled.stream);
     let stats = server.counters();
     assert_eq!(stats.clients_reaped, 0);
+    assert_eq!(
+        stats.slow_clients_dropped, 1,
+        "a stalled write counts as a slow consumer"
+    );
     assert!(sent >= 1);
     server.get("/sendall?msg=after");
     assert_eq!(fine.next_text(), "after");

@@ -47,3 +47,31 @@ fn connection_gets_503_when_no_thread_can_be_created() {
     assert_eq!(status, 200);
     assert!(body.contains("wspush_thread_spawn_failures_total 4"), "{body}");
 }
+
+#[test]
+fn a_client_whose_writer_thread_cannot_start_is_dropped_alone() {
+    let server = TestServer::start(&["--writer-stack-kib", IMPOSSIBLE_STACK_KIB]);
+    // Keeps up: every delivery is a direct write, no writer thread needed.
+    let mut fine = server.client();
+    // Never reads: once its socket is full it needs a writer thread, which cannot start.
+    let mut stalled = support::RawWs::handshake(support::small_window_connect(server.ws), server.ws);
+    server.wait_clients(2);
+    // Small enough that the reading client's socket always takes one whole.
+    let big = "z".repeat(32 * 1024);
+    let mut sent = 0;
+    while server.counters().thread_spawn_failures == 0 {
+        assert!(sent < 2048, "no writer thread was ever needed");
+        let (status, _) = server.post("/sendall", "text/plain", big.as_bytes());
+        assert_eq!(status, 200);
+        assert_eq!(fine.next_text().len(), big.len());
+        sent += 1;
+    }
+    server.wait_clients(1);
+    let _ = support::read_to_end(&mut stalled.stream);
+    let (status, body) = server.get("/sendall?msg=after");
+    assert_eq!((status, body.as_str()), (200, r#"{"clients":1}"#));
+    assert_eq!(fine.next_text(), "after");
+    fine.close();
+    server.wait_clients(0);
+    assert_eq!(server.counters().thread_spawn_failures, 1);
+}

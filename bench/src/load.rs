@@ -221,8 +221,10 @@ pub fn parse_payload(b: &[u8]) -> Option<(u32, u32, u64)> {
 }
 
 fn client_config() -> WebSocketConfig {
+    // tungstenite zero-fills its whole read buffer before every read: keep it
+    // small (it grows by itself for a larger frame).
     WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
+        .read_buffer_size(2048)
         .write_buffer_size(0)
         .max_write_buffer_size(64 * 1024)
 }

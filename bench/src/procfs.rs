@@ -23,6 +23,15 @@ pub struct Sample {
 
 /// Reads `/proc/PID`; `None` once the process is gone.
 pub fn sample(pid: u32) -> Option<Sample> {
+    let mut s = sample_light(pid)?;
+    s.fds = fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
+    s.cpu_ms = cpu_ms(pid)?;
+    Some(s)
+}
+
+/// [`sample`] from `/proc/PID/status` alone: listing 10,000 fds, or summing
+/// the CPU time of 10,000 threads for `/proc/PID/stat`, costs milliseconds.
+pub fn sample_light(pid: u32) -> Option<Sample> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status
@@ -32,12 +41,11 @@ pub fn sample(pid: u32) -> Option<Sample> {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    let fds = fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
     Some(Sample {
         rss_kib: field("VmRSS:"),
         threads: field("Threads:"),
-        fds,
-        cpu_ms: cpu_ms(pid)?,
+        fds: 0,
+        cpu_ms: 0.0,
     })
 }
 
@@ -79,11 +87,10 @@ pub struct Peaks {
     pub rss_kib: u64,
     /// Most threads.
     pub threads: u64,
-    /// Most fds.
-    pub fds: u64,
 }
 
-/// Samples a process every `every` on its own thread and keeps the peaks.
+/// Samples a process every `every` on its own thread and keeps the peaks
+/// (RSS and threads only: see [`sample_light`]).
 pub struct Watcher {
     stop: Arc<AtomicBool>,
     peaks: Arc<Mutex<Peaks>>,
@@ -99,11 +106,10 @@ impl Watcher {
             let (stop, peaks) = (Arc::clone(&stop), Arc::clone(&peaks));
             thread::spawn(move || {
                 while !stop.load(Relaxed) {
-                    if let Some(s) = sample(pid) {
+                    if let Some(s) = sample_light(pid) {
                         let mut p = peaks.lock().unwrap();
                         p.rss_kib = p.rss_kib.max(s.rss_kib);
                         p.threads = p.threads.max(s.threads);
-                        p.fds = p.fds.max(s.fds);
                     }
                     thread::sleep(every);
                 }

@@ -105,10 +105,9 @@ pub fn run(
     };
     md.push_str(&row("baseline (steady clients connected)", &report.baseline));
     md.push_str(&format!(
-        "| peak during churn | {:.1} | {} | {} |\n",
+        "| peak during churn | {:.1} | {} | |\n",
         report.peaks_during_churn.rss_kib as f64 / 1024.0,
         report.peaks_during_churn.threads,
-        report.peaks_during_churn.fds
     ));
     md.push_str(&row(
         &format!("after churn (settled in {:.1} s)", report.settle_secs),

@@ -103,8 +103,6 @@ pub struct Client {
     pub last_seen: Arc<LastSeen>,
     /// The socket's single writer.
     pub outbox: Arc<Outbox>,
-    /// Why the server ended this connection, when it did (slow, reaped, shutdown).
-    ended_by_server: OnceLock<String>,
 }
 
 impl Client {
@@ -116,18 +114,17 @@ impl Client {
             connected_at: SystemTime::now(),
             last_seen,
             outbox,
-            ended_by_server: OnceLock::new(),
         }
     }
 
     /// Records why the server is ending this connection; true the first time only.
     pub fn mark_ended(&self, reason: impl Into<String>) -> bool {
-        self.ended_by_server.set(reason.into()).is_ok()
+        self.outbox.mark_ended(reason)
     }
 
     /// Why the server ended this connection, if it did.
     pub fn ended_reason(&self) -> Option<&str> {
-        self.ended_by_server.get().map(String::as_str)
+        self.outbox.ended_reason()
     }
 }
 

@@ -16,13 +16,14 @@
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use socket2::SockRef;
 
 use crate::frame::EncodedFrame;
+use crate::stats::Stats;
 use crate::threads::ThreadSpawner;
 
 /// What became of one offered frame.
@@ -74,6 +75,8 @@ pub struct OutboxConfig {
     pub write_timeout: Duration,
     /// Starts the backlog writer threads.
     pub spawner: ThreadSpawner,
+    /// Where a client dropped for a stalled write is counted.
+    pub stats: Arc<Stats>,
 }
 
 /// The single writer of one client's socket.
@@ -87,6 +90,8 @@ pub struct Outbox {
     phase: AtomicU8,
     config: Arc<OutboxConfig>,
     label: String,
+    /// Why the server ended this connection, when it did (slow, reaped, shutdown).
+    ended: OnceLock<String>,
 }
 
 impl Outbox {
@@ -106,12 +111,23 @@ impl Outbox {
             phase: AtomicU8::new(OPEN),
             config,
             label,
+            ended: OnceLock::new(),
         }
     }
 
     /// Frames accepted but not yet written.
     pub fn pending(&self) -> usize {
         self.pending.load(SeqCst)
+    }
+
+    /// Records why the server is ending this connection; true the first time only.
+    pub fn mark_ended(&self, reason: impl Into<String>) -> bool {
+        self.ended.set(reason.into()).is_ok()
+    }
+
+    /// Why the server ended this connection, if it did.
+    pub fn ended_reason(&self) -> Option<&str> {
+        self.ended.get().map(String::as_str)
     }
 
     /// Whether a Close has been offered or the socket has failed.
@@ -247,7 +263,7 @@ impl Outbox {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => {
-                    log::info!("client {} write failed: {}", self.label, describe_write_error(&e));
+                    self.write_failed(&e);
                     self.writer_running.store(false, SeqCst);
                     self.kill();
                     return;
@@ -288,6 +304,24 @@ impl Outbox {
         Ok(true)
     }
 
+    /// A blocking write failed: a stall past the write timeout is a slow
+    /// consumer (counted, logged); anything else is a dead socket the reader
+    /// will report.
+    fn write_failed(&self, e: &io::Error) {
+        if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+            let secs = self.config.write_timeout.as_secs_f64();
+            if self.mark_ended(format!("slow consumer: a write blocked for {secs:.1} s")) {
+                self.config.stats.slow_clients_dropped.inc();
+                log::warn!(
+                    "client {} dropped: slow consumer (a write blocked for {secs:.1} s)",
+                    self.label
+                );
+            }
+        } else {
+            self.mark_ended(format!("write failed: {e}"));
+        }
+    }
+
     /// The final frame is out: tell the peer we are done writing.
     fn finish(&self) {
         self.phase.store(FINISHED, SeqCst);
@@ -301,14 +335,5 @@ fn send_nonblocking(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => return other,
         }
-    }
-}
-
-fn describe_write_error(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-            "write timed out (peer stopped reading)".into()
-        }
-        _ => e.to_string(),
     }
 }

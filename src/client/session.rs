@@ -55,7 +55,7 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, shared: Arc<Shared>)
         id.to_string(),
     ));
     let client = Arc::new(Client::new(id, peer, last_seen, outbox));
-    let registration = shared.registry.register(Arc::clone(&client), slot);
+    let registration = shared.registry.register(Arc::clone(&client));
     shared.stats.connections_accepted.inc();
     log::info!("{client} connected");
     if shared.is_shutting_down() {
@@ -66,11 +66,14 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, shared: Arc<Shared>)
 
     crate::threads::release_unused_stack();
     let ending = read_until_closed(&mut ws, &client, &shared);
+    // Closing: no longer a client to send to, though the socket (and its
+    // slot) lives on until the peer has seen our Close.
+    drop(registration);
     if client.outbox.is_closing() {
         linger(&stream);
     }
-    drop(registration);
     client.outbox.kill();
+    drop(slot);
     let reason = client.ended_reason().map_or(ending, str::to_owned);
     log::info!("{client} disconnected: {reason}");
 }

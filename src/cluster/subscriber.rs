@@ -161,16 +161,17 @@ fn handle(cluster: &Cluster, dedup: &mut Dedup, channel: &str, bytes: &[u8]) {
         }
     };
     let mine = env.origin == cluster.node.as_str() && env.boot == cluster.boot;
+    // A publish retried on a fresh connection may arrive twice; deliver it once.
+    if matches!(env.body, Body::All { .. } | Body::One { .. }) && !dedup.first_time(env.boot, env.seq) {
+        log::info!(
+            "cluster: dropped a repeat of message {} from node {}",
+            env.seq,
+            env.origin
+        );
+        return;
+    }
     match env.body {
         Body::All { kind, payload } => {
-            if !dedup.first_time(env.boot, env.seq) {
-                log::info!(
-                    "cluster: dropped a repeat of message {} from node {}",
-                    env.seq,
-                    env.origin
-                );
-                return;
-            }
             let clients = cluster.fanout.broadcast(&frame::data(kind, payload));
             if mine {
                 cluster.complete(env.seq, Outcome::Fanned(clients));
@@ -182,14 +183,6 @@ fn handle(cluster: &Cluster, dedup: &mut Dedup, channel: &str, bytes: &[u8]) {
             client,
             payload,
         } => {
-            if !dedup.first_time(env.boot, env.seq) {
-                log::info!(
-                    "cluster: dropped a repeat of message {} from node {}",
-                    env.seq,
-                    env.origin
-                );
-                return;
-            }
             let result = if node == cluster.node.as_str() {
                 let id = ClientId::on(cluster.node, client);
                 match cluster.fanout.send_to(id, &frame::data(kind, payload)) {

@@ -21,5 +21,11 @@ fmt:
 autobahn:
 	bash scripts/autobahn.sh
 
+bench:
+	bash scripts/bench.sh suite
+
+soak:
+	bash scripts/bench.sh soak
+
 clean:
 	$(CARGO) clean

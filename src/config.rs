@@ -95,8 +95,8 @@ pub struct Config {
     #[arg(long, env = "WSPUSH_WRITER_STACK_KIB", default_value_t = 64)]
     pub writer_stack_kib: usize,
 
-    /// tungstenite's read buffer per connection, in bytes.
-    #[arg(long, env = "WSPUSH_READ_BUFFER_BYTES", default_value_t = 4096)]
+    /// tungstenite's read buffer per connection, in bytes (it grows for a larger frame).
+    #[arg(long, env = "WSPUSH_READ_BUFFER_BYTES", default_value_t = 1024)]
     pub read_buffer_bytes: usize,
 
     /// Redis to share publishes with other nodes through, `redis://HOST:PORT[/DB]`

@@ -1,9 +1,15 @@
 //! The ping thread: pings every client, and reaps those that went silent.
 //!
-//! Each round's Ping (and, with `--ping-style text`, the tutorial's text
-//! `ping`) is encoded once and offered to every client like a broadcast. A
-//! client from whom no bytes arrived within `--pong-timeout` is shut down; its
-//! reader then wakes, unregisters it and logs the reason.
+//! The Ping frame is encoded once and offered under the registry lock, like a
+//! broadcast. Pings are spread over the interval: each check pings one slice
+//! of the clients (by id), so that 15,000 clients do not all answer at once —
+//! a burst of pongs that wakes every reader thread together and, on a busy
+//! machine, delays the broadcasts of the next seconds (see BENCHMARKS.md).
+//! With `--ping-style text` a round also sends the tutorial's text `ping`, a
+//! data message, so that round goes to every client at once and keeps the
+//! same order relative to broadcasts everywhere. A client from whom no bytes
+//! arrived within `--pong-timeout` is shut down; its reader then wakes,
+//! unregisters it and logs the reason.
 
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -12,7 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, tick, Receiver};
 
 use crate::config::PingStyle;
-use crate::frame;
+use crate::frame::{self, EncodedFrame};
 use crate::server::Shared;
 
 /// Longest gap between two checks for silent clients.
@@ -34,11 +40,19 @@ fn run(shared: &Shared, stop: &Receiver<()>) {
         .max(Duration::from_millis(10));
     let ticker = tick(check_every);
     let mut next_ping = Instant::now() + interval;
+    // Frame pings: each client once every `slices` checks, about once an interval.
+    let spread = shared.config.ping_style == PingStyle::Frame;
+    let slices = (interval.as_nanos() / check_every.as_nanos()).max(1) as u64;
+    let ping = frame::ping();
+    let mut round: u64 = 0;
     loop {
         select! {
             recv(ticker) -> _ => {
                 reap_silent(shared, timeout);
-                if Instant::now() >= next_ping {
+                if spread {
+                    ping_slice(shared, &ping, round % slices, slices);
+                    round += 1;
+                } else if Instant::now() >= next_ping {
                     ping_all(shared);
                     next_ping += interval;
                 }
@@ -46,6 +60,15 @@ fn run(shared: &Shared, stop: &Receiver<()>) {
             recv(stop) -> _ => return,
         }
     }
+}
+
+/// Pings the clients whose id falls in `slice` of `slices`.
+fn ping_slice(shared: &Shared, ping: &EncodedFrame, slice: u64, slices: u64) {
+    shared.registry.for_each(|client| {
+        if client.id.seq % slices == slice {
+            shared.fanout.offer(client, ping);
+        }
+    });
 }
 
 fn ping_all(shared: &Shared) {

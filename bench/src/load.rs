@@ -169,6 +169,8 @@ pub struct Outcome {
     pub delivery_ms: Percentiles,
     /// Per broadcast: last receive − send.
     pub fanout_ms: Percentiles,
+    /// Each broadcast's fan-out in publish order, ms (rate mode only; shows periodic stalls).
+    pub fanout_series_ms: Vec<f32>,
     /// The server process.
     pub server_proc: ServerFigures,
     /// This load generator's own CPU time during the broadcast phase, ms.
@@ -241,6 +243,10 @@ pub async fn connect(
     if let Some(n) = rcvbuf {
         sock.set_recv_buffer_size(n)
             .map_err(|e| format!("SO_RCVBUF: {e}"))?;
+        // Loopback's 64 KiB segments make the server's send buffer grow past
+        // a megabyte; an Ethernet-sized MSS keeps it near what a real network
+        // gives, so a client that stops reading fills it within ~50 KiB.
+        set_mss(&sock, 1460).map_err(|e| format!("TCP_MAXSEG: {e}"))?;
     }
     let stream = sock.connect(ws).await.map_err(|e| format!("connect: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
@@ -249,6 +255,25 @@ pub async fn connect(
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     Ok(ws)
+}
+
+fn set_mss(sock: &TcpSocket, mss: libc::c_int) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MAXSEG,
+            (&mss as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// The source address for client `i`.
@@ -644,6 +669,7 @@ pub async fn run(pool: &Pool, server: &Running, spec: &Spec) -> Outcome {
         stale: tally.stale,
         delivery_ms: Percentiles::of(&tally.delivery),
         fanout_ms: Percentiles::of(&tally.fanout),
+        fanout_series_ms: tally.fanout_series_ms,
         server_proc: ServerFigures {
             before,
             connected,
@@ -669,6 +695,7 @@ pub(crate) struct Tally {
     pub(crate) stale: u64,
     pub(crate) delivery: Histogram<u64>,
     pub(crate) fanout: Histogram<u64>,
+    pub(crate) fanout_series_ms: Vec<f32>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -693,6 +720,7 @@ pub(crate) fn tally(logs: &[ClientLog], published_ok: &[u32]) -> Tally {
         stale: 0,
         delivery: histogram(),
         fanout: histogram(),
+        fanout_series_ms: Vec::new(),
     };
     let mut orders: HashMap<u64, usize> = HashMap::new();
     let mut hashes = Vec::with_capacity(logs.len());
@@ -738,6 +766,12 @@ pub(crate) fn tally(logs: &[ClientLog], published_ok: &[u32]) -> Tally {
             let _ = t.fanout.record(u64::from(fanout_us[s as usize]));
         }
     }
+    if published_ok.len() <= 1000 {
+        t.fanout_series_ms = published_ok
+            .iter()
+            .map(|&s| fanout_us[s as usize] as f32 / 1000.0)
+            .collect();
+    }
     t
 }
 
@@ -762,11 +796,17 @@ mod tests {
             lat_us: vec![10; seqs.len()],
             ..ClientLog::default()
         };
-        let t = tally(&[log(&[0, 1, 2]), log(&[0, 2, 1]), log(&[0, 1, 1])], &[0, 1, 2]);
-        assert_eq!(t.delivered, 9);
+        let logs = [log(&[0, 1, 2]), log(&[0, 1, 2]), log(&[0, 2, 1]), log(&[0, 1, 1])];
+        let t = tally(&logs, &[0, 1, 2]);
+        assert_eq!(t.delivered, 12);
+        // The last client never got 2, and got 1 twice.
         assert_eq!(t.lost, 1);
         assert_eq!(t.duplicated, 1);
-        assert_eq!(t.out_of_order, 2);
+        // 1 after 2.
+        assert_eq!(t.out_of_order, 1);
+        // The majority saw 0, 1, 2; the third and fourth clients differ from it.
         assert_eq!(t.order_differs, 2);
+        // Every broadcast's fan-out is its slowest delivery.
+        assert_eq!(t.fanout.len(), 3);
     }
 }

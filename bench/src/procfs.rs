@@ -131,3 +131,71 @@ impl Watcher {
         *self.peaks.lock().unwrap()
     }
 }
+
+/// Resident memory by kind of mapping, KiB.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RssBreakdown {
+    /// `[heap]`: malloc's main arena.
+    pub heap: u64,
+    /// Anonymous memory followed by a reserved (`---p`) rest: malloc's other arenas.
+    pub arenas: u64,
+    /// Anonymous memory right above a one-page guard: thread stacks (live or cached by libc).
+    pub stacks: u64,
+    /// Other anonymous memory (large allocations, the registry's table).
+    pub other_anon: u64,
+    /// Mapped files.
+    pub files: u64,
+}
+
+/// Reads `/proc/PID/smaps` into an [`RssBreakdown`].
+pub fn rss_breakdown(pid: u32) -> Option<RssBreakdown> {
+    struct Map {
+        lo: u64,
+        hi: u64,
+        perms: String,
+        name: String,
+        rss: u64,
+    }
+    let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let mut maps: Vec<Map> = Vec::new();
+    for line in smaps.lines() {
+        let mut parts = line.split_whitespace();
+        let first = parts.next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            let perms = parts.next().unwrap_or("").to_owned();
+            maps.push(Map {
+                lo: u64::from_str_radix(lo, 16).unwrap_or(0),
+                hi: u64::from_str_radix(hi, 16).unwrap_or(0),
+                perms,
+                name: parts.nth(3).unwrap_or("").to_owned(),
+                rss: 0,
+            });
+        } else if first == "Rss:" {
+            if let Some(m) = maps.last_mut() {
+                m.rss = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            }
+        }
+    }
+    let mut b = RssBreakdown::default();
+    let reserved = |m: Option<&Map>| m.is_some_and(|m| m.perms == "---p" && m.name.is_empty());
+    for (i, m) in maps.iter().enumerate() {
+        if m.name == "[heap]" {
+            b.heap += m.rss;
+        } else if !m.name.is_empty() {
+            b.files += m.rss;
+        } else if m.perms != "rw-p" {
+            continue;
+        } else if i > 0
+            && reserved(maps.get(i - 1))
+            && maps[i - 1].hi == m.lo
+            && maps[i - 1].hi - maps[i - 1].lo == 4096
+        {
+            b.stacks += m.rss;
+        } else if reserved(maps.get(i + 1)) && maps[i + 1].lo == m.hi {
+            b.arenas += m.rss;
+        } else {
+            b.other_anon += m.rss;
+        }
+    }
+    Some(b)
+}

@@ -51,6 +51,8 @@ struct SoakReport<'a> {
     args: &'a SoakArgs,
     steady_connected: u64,
     baseline: Sample,
+    baseline_rss: Option<procfs::RssBreakdown>,
+    after_rss: Option<procfs::RssBreakdown>,
     peaks_during_churn: Peaks,
     after: Sample,
     settle_secs: f64,
@@ -128,6 +130,22 @@ pub fn run(
         report.fanout_ms.p99,
         report.rss_change_pct
     ));
+    if let (Some(b), Some(a)) = (report.baseline_rss, report.after_rss) {
+        md.push_str(&format!(
+            "RSS by mapping, KiB (baseline → after): main heap {} → {}, other malloc arenas {} → {}, \
+             thread stacks {} → {}, other anonymous {} → {}, files {} → {}\n\n",
+            b.heap,
+            a.heap,
+            b.arenas,
+            a.arenas,
+            b.stacks,
+            a.stacks,
+            b.other_anon,
+            a.other_anon,
+            b.files,
+            a.files
+        ));
+    }
     md.push_str("| check | result |\n|---|---|\n");
     for (name, ok) in &report.checks {
         md.push_str(&format!(
@@ -181,6 +199,14 @@ async fn soak<'a>(pool: &Pool, server: &Running, args: &'a SoakArgs, source_ips:
     let steady_connected = load::wait_subscribers(server, args.steady as u64, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let baseline = procfs::sample(pid).unwrap_or_default();
+    let baseline_rss = procfs::rss_breakdown(pid);
+    let dump = |name: &str| {
+        // For looking at the server's memory map by hand.
+        if let Some(dir) = std::env::var_os("WSPUSH_BENCH_SMAPS_DIR") {
+            let _ = std::fs::copy(format!("/proc/{pid}/smaps"), Path::new(&dir).join(name));
+        }
+    };
+    dump("smaps.baseline");
     eprintln!(
         "soak: {steady_connected} steady clients; baseline RSS {} KiB, {} threads, {} fds; churning for {:.0} s",
         baseline.rss_kib, baseline.threads, baseline.fds, args.secs
@@ -267,6 +293,8 @@ async fn soak<'a>(pool: &Pool, server: &Running, args: &'a SoakArgs, source_ips:
     // One more second for memory to be returned, then the final reading.
     tokio::time::sleep(Duration::from_secs(1)).await;
     after = procfs::sample(pid).unwrap_or(after);
+    let after_rss = procfs::rss_breakdown(pid);
+    dump("smaps.after");
     let settle_secs = settle_start.elapsed().as_secs_f64();
     let server_counters = server.counters().await;
 
@@ -329,6 +357,8 @@ async fn soak<'a>(pool: &Pool, server: &Running, args: &'a SoakArgs, source_ips:
         args,
         steady_connected,
         baseline,
+        baseline_rss,
+        after_rss,
         peaks_during_churn: peaks,
         after,
         settle_secs,

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `make bench` / `make soak`: wspush side by side with nginx + Nchan on loopback.
+#
+#   scripts/bench.sh [suite|soak|run] [wspush-bench flags...]
+#
+# Installs nginx and the Nchan module when missing (Debian packages, needs
+# root), builds wspush and the load generator in release mode, then runs
+# target/release/wspush-bench. Markdown goes to stdout, JSON to target/bench/.
+# Every load test talks to 127.0.0.0/8 only and stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode="${1:-suite}"
+[ $# -gt 0 ] && shift
+
+if [ "$mode" != soak ]; then
+  if ! command -v nginx >/dev/null 2>&1 || [ ! -e /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "bench: installing nginx + libnginx-mod-nchan" >&2
+      apt-get update -qq >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-nchan >&2
+    else
+      echo "bench: nginx + Nchan missing and cannot install them (need root and apt-get): wspush only" >&2
+    fi
+  fi
+fi
+
+# The load generator holds up to 15,000 sockets; the server raises its own limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+cargo build --release -q -p wspush -p wspush-bench >&2
+exec target/release/wspush-bench "$mode" "$@"

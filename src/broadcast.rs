@@ -37,14 +37,34 @@ impl Fanout {
     /// All offers happen under one registry lock, so concurrent broadcasts
     /// reach every client in the same order.
     pub fn broadcast(&self, frame: &EncodedFrame) -> usize {
-        let mut taken = 0;
-        self.registry.for_each(|client| {
-            if self.offer(client, frame) {
-                taken += 1;
-            }
-        });
+        let taken = self.offer_each(&[frame], |_| true);
         self.stats.broadcasts.inc();
         self.stats.deliveries_queued.inc_by(taken as u64);
+        taken
+    }
+
+    /// Offers `frames`, in order, to every client `pick` selects, under one
+    /// registry lock; returns how many clients took them all. Clients dropped
+    /// as slow meanwhile are logged once the lock is released.
+    pub fn offer_each(&self, frames: &[&EncodedFrame], pick: impl Fn(&Client) -> bool) -> usize {
+        let mut taken = 0;
+        let mut dropped = Vec::new();
+        self.registry.for_each(|client| {
+            if !pick(client) {
+                return;
+            }
+            for frame in frames {
+                match self.deliver(client, frame) {
+                    Delivery::Taken => {}
+                    Delivery::DroppedSlow => return dropped.push(Arc::clone(client)),
+                    Delivery::Refused => return,
+                }
+            }
+            taken += 1;
+        });
+        for client in dropped {
+            log_slow(&client);
+        }
         taken
     }
 
@@ -59,19 +79,41 @@ impl Fanout {
         Some(taken)
     }
 
-    /// Offers one frame to one client, dropping the client if it is not keeping up.
+    /// Offers one frame to one client (not under the registry lock), dropping
+    /// the client if it is not keeping up.
     pub fn offer(&self, client: &Arc<Client>, frame: &EncodedFrame) -> bool {
-        match client.outbox.offer(Arc::clone(frame)) {
-            Offer::Written | Offer::Queued => true,
-            Offer::Full => {
-                if client.mark_ended("slow consumer: queue full") {
-                    self.stats.slow_clients_dropped.inc();
-                    log::warn!("{client} dropped: slow consumer (queue full)");
-                    client.outbox.abort(Some(Arc::clone(&self.slow_close)));
-                }
+        match self.deliver(client, frame) {
+            Delivery::Taken => true,
+            Delivery::DroppedSlow => {
+                log_slow(client);
                 false
             }
-            Offer::Closed | Offer::Failed => false,
+            Delivery::Refused => false,
         }
     }
+
+    /// The offer itself; never blocks and never logs, so it may run under the lock.
+    fn deliver(&self, client: &Client, frame: &EncodedFrame) -> Delivery {
+        match client.outbox.offer(Arc::clone(frame)) {
+            Offer::Written | Offer::Queued => Delivery::Taken,
+            Offer::Full if client.mark_ended("slow consumer: queue full") => {
+                self.stats.slow_clients_dropped.inc();
+                client.outbox.abort(Some(Arc::clone(&self.slow_close)));
+                Delivery::DroppedSlow
+            }
+            Offer::Full | Offer::Closed | Offer::Failed => Delivery::Refused,
+        }
+    }
+}
+
+/// What one offer came to.
+enum Delivery {
+    Taken,
+    /// Not taken, and the client was dropped as slow by this very offer.
+    DroppedSlow,
+    Refused,
+}
+
+fn log_slow(client: &Client) {
+    log::warn!("{client} dropped: slow consumer (queue full)");
 }

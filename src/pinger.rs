@@ -64,23 +64,16 @@ fn run(shared: &Shared, stop: &Receiver<()>) {
 
 /// Pings the clients whose id falls in `slice` of `slices`.
 fn ping_slice(shared: &Shared, ping: &EncodedFrame, slice: u64, slices: u64) {
-    shared.registry.for_each(|client| {
-        if client.id.seq % slices == slice {
-            shared.fanout.offer(client, ping);
-        }
-    });
+    shared
+        .fanout
+        .offer_each(&[ping], |client| client.id.seq % slices == slice);
 }
 
+/// The tutorial's round: a Ping and a text `ping` to every client.
 fn ping_all(shared: &Shared) {
     let ping = frame::ping();
-    let text = (shared.config.ping_style == PingStyle::Text).then(|| frame::text("ping"));
-    shared.registry.for_each(|client| {
-        if shared.fanout.offer(client, &ping) {
-            if let Some(text) = &text {
-                shared.fanout.offer(client, text);
-            }
-        }
-    });
+    let text = frame::text("ping");
+    shared.fanout.offer_each(&[&ping, &text], |_| true);
 }
 
 fn reap_silent(shared: &Shared, timeout: Duration) {

@@ -3,8 +3,8 @@
 #
 #   scripts/bench.sh [suite|soak|run] [wspush-bench flags...]
 #
-# Installs nginx and the Nchan module when missing (Debian packages, needs
-# root), builds wspush and the load generator in release mode, then runs
+# Installs nginx, the Nchan module and redis-server (for the two-node
+# scenario) when missing (Debian packages, needs root), builds wspush and the load generator in release mode, then runs
 # target/release/wspush-bench. Markdown goes to stdout, JSON to target/bench/.
 # Every load test talks to 127.0.0.0/8 only and stops by itself.
 set -euo pipefail
@@ -14,6 +14,17 @@ mode="${1:-suite}"
 [ $# -gt 0 ] && shift
 
 if [ "$mode" != soak ]; then
+  if ! command -v redis-server >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "bench: installing redis-server" >&2
+      apt-get update -qq >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >&2
+      # The package starts a system-wide instance: the benchmark runs its own.
+      systemctl stop redis-server >/dev/null 2>&1 || service redis-server stop >/dev/null 2>&1 || true
+    else
+      echo "bench: redis-server missing and cannot install it (need root and apt-get): the two-node scenario will fail" >&2
+    fi
+  fi
   if ! command -v nginx >/dev/null 2>&1 || [ ! -e /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
       echo "bench: installing nginx + libnginx-mod-nchan" >&2

@@ -177,6 +177,54 @@ pub struct Outcome {
     pub client_cpu_ms: f64,
     /// The server's own counters at the end, if it has them.
     pub server_counters: Option<serde_json::Value>,
+    /// Server nodes the clients were spread over (client `i` on node `i % nodes`).
+    pub nodes: usize,
+    /// Per node (several only): its clients' delivery and fan-out latency and losses.
+    pub per_node: Vec<NodeFigures>,
+    /// Every process watched (the nodes, then e.g. redis-server): CPU and RSS.
+    pub procs: Vec<ProcFigures>,
+    /// The other nodes' own counters at the end.
+    pub other_counters: Vec<Option<serde_json::Value>>,
+}
+
+/// One node's clients, in a run over several nodes.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeFigures {
+    /// The node's WebSocket address.
+    pub ws: SocketAddr,
+    /// Reading clients connected to it.
+    pub clients: usize,
+    /// Subscribers it reported before publishing (its `/stats` `clients`).
+    pub registered: u64,
+    /// Deliveries its clients received.
+    pub delivered: u64,
+    /// Expected deliveries its clients never got.
+    pub lost: u64,
+    /// Duplicates among its clients.
+    pub duplicated: u64,
+    /// Per delivery to its clients: receive − send.
+    pub delivery_ms: Percentiles,
+    /// Per broadcast, over its clients: last receive − send.
+    pub fanout_ms: Percentiles,
+}
+
+/// CPU and memory of one process over a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcFigures {
+    /// What it is (`wspush-a`, `redis`, ...).
+    pub name: String,
+    /// Its pid.
+    pub pid: u32,
+    /// RSS before any client connected, KiB.
+    pub rss_before_kib: u64,
+    /// RSS with every client connected and idle, KiB.
+    pub rss_connected_kib: u64,
+    /// RSS at the end of the broadcast phase, KiB.
+    pub rss_after_kib: u64,
+    /// CPU time during the broadcast phase, ms.
+    pub cpu_ms: f64,
+    /// CPU time per 1,000 deliveries (all nodes' clients), ms.
+    pub cpu_ms_per_1000: f64,
 }
 
 /// What a reading client saw.
@@ -356,15 +404,17 @@ pub(crate) fn spawn_reader(
 }
 
 /// Connects `spec.clients` readers and `spec.slow` clients that never read;
-/// returns them, the seconds it took, and the failures [readers, non-readers].
+/// client `i` goes to `nodes[i % nodes.len()]`. Returns the readers, each
+/// reader's node index, the non-readers, the seconds it took, and the
+/// failures [readers, non-readers].
 async fn connect_all(
     pool: &Pool,
-    ws: SocketAddr,
+    nodes: &[SocketAddr],
     spec: &Spec,
     progress: &Arc<Progress>,
     capacity: usize,
     errors: &mut Vec<String>,
-) -> (Vec<Reader>, Vec<JoinHandle<()>>, f64, [usize; 2]) {
+) -> (Vec<Reader>, Vec<usize>, Vec<JoinHandle<()>>, f64, [usize; 2]) {
     let limit = Arc::new(Semaphore::new(spec.handshake_concurrency.max(1)));
     let failures = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
     let first_errors = Arc::new(Mutex::new(Vec::new()));
@@ -372,6 +422,7 @@ async fn connect_all(
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let total = spec.clients + spec.slow;
     let mut readers = Vec::with_capacity(spec.clients);
+    let mut reader_nodes = Vec::with_capacity(spec.clients);
     let mut slow_tasks = Vec::with_capacity(spec.slow);
     for i in 0..total {
         let permit = Arc::clone(&limit).acquire_owned().await.expect("semaphore open");
@@ -391,6 +442,8 @@ async fn connect_all(
             let _ = done_tx.send(());
         };
         let src = source_ip(i, spec.source_ips);
+        let node = i % nodes.len();
+        let ws = nodes[node];
         if is_slow {
             slow_tasks.push(pool.spawn(i, async move {
                 // A small receive buffer, so the server's side fills up soon.
@@ -406,6 +459,7 @@ async fn connect_all(
             }));
         } else {
             readers.push(spawn_reader(pool, i, ws, src, progress, capacity, on_connected));
+            reader_nodes.push(node);
         }
     }
     drop(done_tx);
@@ -418,6 +472,7 @@ async fn connect_all(
     errors.extend(first_errors.lock().unwrap().drain(..));
     (
         readers,
+        reader_nodes,
         slow_tasks,
         secs,
         [failures[0].load(Relaxed), failures[1].load(Relaxed)],
@@ -565,9 +620,30 @@ pub(crate) async fn drain(progress: &Progress, expected: u64, quiet: Duration, c
     }
 }
 
-/// Runs `spec` against `server`.
-pub async fn run(pool: &Pool, server: &Running, spec: &Spec) -> Outcome {
+/// Runs `spec` against `servers` (clients spread over them, published through
+/// the first); `others` are further processes to sample (name, pid), e.g. Redis.
+pub async fn run(pool: &Pool, servers: &[&Running], others: &[(String, u32)], spec: &Spec) -> Outcome {
+    let server = servers[0];
     let pid = server.pid();
+    let mut watched: Vec<(String, u32)> = servers
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let name = if servers.len() > 1 {
+                format!("{}-{}", s.kind.name(), (b'a' + k as u8) as char)
+            } else {
+                s.kind.name().to_owned()
+            };
+            (name, s.pid())
+        })
+        .collect();
+    watched.extend(others.iter().cloned());
+    let sample_all = || -> Vec<Sample> {
+        watched
+            .iter()
+            .map(|(_, p)| procfs::sample(*p).unwrap_or_default())
+            .collect()
+    };
     let progress = Progress::new();
     let run_id = progress.run_id;
     let capacity = match spec.publish {
@@ -576,15 +652,25 @@ pub async fn run(pool: &Pool, server: &Running, spec: &Spec) -> Outcome {
     };
 
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = procfs::sample(pid).unwrap_or_default();
+    let before_all = sample_all();
+    let before = before_all[0];
     let mut connect_errors = Vec::new();
-    let (readers, slow, connect_secs, [reader_failures, slow_failures]) =
-        connect_all(pool, server.ws, spec, &progress, capacity, &mut connect_errors).await;
+    let ws: Vec<SocketAddr> = servers.iter().map(|s| s.ws).collect();
+    let (readers, reader_nodes, slow, connect_secs, [reader_failures, slow_failures]) =
+        connect_all(pool, &ws, spec, &progress, capacity, &mut connect_errors).await;
     let connect_failures = reader_failures + slow_failures;
-    let want = (spec.clients + spec.slow - connect_failures) as u64;
-    let registered = wait_subscribers(server, want, Duration::from_secs(20)).await;
+    // Each node counts only its own clients (in a cluster `/sendall` does too).
+    let total = spec.clients + spec.slow;
+    let mut node_registered = Vec::with_capacity(servers.len());
+    for (k, s) in servers.iter().enumerate() {
+        let assigned = (k..total).step_by(servers.len()).count();
+        let want = assigned.saturating_sub(connect_failures) as u64;
+        node_registered.push(wait_subscribers(s, want, Duration::from_secs(20)).await);
+    }
+    let registered = node_registered.iter().sum();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let connected = procfs::sample(pid).unwrap_or_default();
+    let connected_all = sample_all();
+    let connected = connected_all[0];
     if let Some(secs) = std::env::var("WSPUSH_BENCH_PAUSE")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -595,7 +681,10 @@ pub async fn run(pool: &Pool, server: &Running, spec: &Spec) -> Outcome {
     }
 
     let watcher = Watcher::start(pid, Duration::from_millis(100));
-    let cpu0 = procfs::cpu_ms(pid).unwrap_or(0.0);
+    let cpu0_all: Vec<f64> = watched
+        .iter()
+        .map(|(_, p)| procfs::cpu_ms(*p).unwrap_or(0.0))
+        .collect();
     let client_cpu0 = procfs::self_cpu_ms();
     let t0 = Instant::now();
     let published = match spec.publish {
@@ -617,12 +706,21 @@ pub async fn run(pool: &Pool, server: &Running, spec: &Spec) -> Outcome {
         Duration::from_secs(60),
     )
     .await;
-    let cpu1 = procfs::cpu_ms(pid).unwrap_or(cpu0);
+    let cpu1_all: Vec<f64> = watched
+        .iter()
+        .zip(&cpu0_all)
+        .map(|((_, p), c0)| procfs::cpu_ms(*p).unwrap_or(*c0))
+        .collect();
     let client_cpu1 = procfs::self_cpu_ms();
-    let after = procfs::sample(pid).unwrap_or_default();
+    let after_all = sample_all();
+    let after = after_all[0];
     let peaks = watcher.finish();
     let broadcast_secs = last_delivery.saturating_duration_since(t0).as_secs_f64();
     let server_counters = server.counters().await;
+    let mut other_counters = Vec::new();
+    for s in &servers[1..] {
+        other_counters.push(s.counters().await);
+    }
 
     let mut logs = Vec::with_capacity(readers.len());
     for reader in readers {
@@ -634,7 +732,31 @@ pub async fn run(pool: &Pool, server: &Running, spec: &Spec) -> Outcome {
     }
 
     let tally = tally(&logs, &published.ok);
-    let cpu_ms = cpu1 - cpu0;
+    let mut per_node = Vec::new();
+    if servers.len() > 1 {
+        let mut by_node: Vec<Vec<ClientLog>> = (0..servers.len()).map(|_| Vec::new()).collect();
+        for (log, &node) in logs.into_iter().zip(&reader_nodes) {
+            by_node[node].push(log);
+        }
+        for (k, node_logs) in by_node.iter().enumerate() {
+            let t = self::tally(node_logs, &published.ok);
+            per_node.push(NodeFigures {
+                ws: servers[k].ws,
+                clients: node_logs.len(),
+                registered: node_registered[k],
+                delivered: t.delivered,
+                lost: t.lost,
+                duplicated: t.duplicated,
+                delivery_ms: Percentiles::of(&t.delivery),
+                fanout_ms: Percentiles::of(&t.fanout),
+            });
+        }
+    }
+    // Over several nodes, the server's CPU and memory are the nodes' sum.
+    let nodes_sum = |f: &dyn Fn(usize) -> f64| (0..servers.len()).map(f).sum::<f64>();
+    let cpu_ms = nodes_sum(&|k| cpu1_all[k] - cpu0_all[k]);
+    let rss_growth_kib =
+        nodes_sum(&|k| connected_all[k].rss_kib.saturating_sub(before_all[k].rss_kib) as f64);
     let per_1000 = |ms: f64| {
         if tally.delivered > 0 {
             ms * 1000.0 / tally.delivered as f64
@@ -643,8 +765,30 @@ pub async fn run(pool: &Pool, server: &Running, spec: &Spec) -> Outcome {
         }
     };
     let clients_connected = (spec.clients + spec.slow).saturating_sub(connect_failures).max(1);
+    let procs = watched
+        .iter()
+        .enumerate()
+        .map(|(k, (name, p))| ProcFigures {
+            name: name.clone(),
+            pid: *p,
+            rss_before_kib: before_all[k].rss_kib,
+            rss_connected_kib: connected_all[k].rss_kib,
+            rss_after_kib: after_all[k].rss_kib,
+            cpu_ms: cpu1_all[k] - cpu0_all[k],
+            cpu_ms_per_1000: per_1000(cpu1_all[k] - cpu0_all[k]),
+        })
+        .collect();
     Outcome {
-        server: server.kind.name().to_owned(),
+        server: if servers.len() > 1 {
+            let mut name = format!("{}×{}", servers.len(), server.kind.name());
+            for (other, _) in others {
+                name.push('+');
+                name.push_str(other);
+            }
+            name
+        } else {
+            server.kind.name().to_owned()
+        },
         spec: spec.clone(),
         connect_secs,
         connect_failures,
@@ -675,13 +819,16 @@ pub async fn run(pool: &Pool, server: &Running, spec: &Spec) -> Outcome {
             connected,
             after,
             peaks,
-            rss_per_client_kib: connected.rss_kib.saturating_sub(before.rss_kib) as f64
-                / clients_connected as f64,
+            rss_per_client_kib: rss_growth_kib / clients_connected as f64,
             cpu_ms,
             cpu_ms_per_1000: per_1000(cpu_ms),
         },
         client_cpu_ms: client_cpu1 - client_cpu0,
         server_counters,
+        nodes: servers.len(),
+        per_node,
+        procs,
+        other_counters,
     }
 }
 

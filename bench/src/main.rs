@@ -67,7 +67,7 @@ enum Command {
         /// Runs of each scenario per server; the tables show medians.
         #[arg(long, default_value_t = 1)]
         rounds: usize,
-        /// Only these scenario groups (fanout, capacity, throughput, slow), comma-separated.
+        /// Only these scenario groups (fanout, capacity, throughput, slow, cluster) or names, comma-separated.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Servers to run (default: wspush and, where installed, nchan).
@@ -116,6 +116,25 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         publishers: usize,
     },
+}
+
+/// What a suite run starts: one server, or two wspush nodes sharing a local Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Server(Kind),
+    Cluster,
+}
+
+/// The `server` column of the two-node runs.
+const CLUSTER_NAME: &str = "2×wspush+redis";
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Server(k) => k.name(),
+            Target::Cluster => CLUSTER_NAME,
+        }
+    }
 }
 
 /// One scenario of the suite.
@@ -173,6 +192,13 @@ fn suite_scenarios(common: &Common) -> Vec<Scenario> {
         name: "slow-10000".into(),
         group: "slow",
         spec: spec(9_900, 100, 1024, rate(100, 10.0)),
+    });
+    // Two wspush nodes × 5,000 clients sharing one local Redis, published
+    // through node A; run side by side with one wspush holding all 10,000.
+    v.push(Scenario {
+        name: "cluster-2x5000".into(),
+        group: "cluster",
+        spec: spec(10_000, 0, 100, rate(100, 10.0)),
     });
     v
 }
@@ -251,9 +277,54 @@ fn run_once(
     spec: &Spec,
 ) -> Result<Outcome, String> {
     let server = Running::start(kind, launch, label)?;
-    let outcome = rt.block_on(load::run(pool, &server, spec));
+    let outcome = rt.block_on(load::run(pool, &[&server], &[], spec));
     server.stop(Duration::from_secs(5));
     Ok(outcome)
+}
+
+/// Starts a local Redis and two wspush nodes on it, runs `spec` with the
+/// clients spread over both and published through node A, stops all three.
+fn run_cluster(
+    rt: &tokio::runtime::Runtime,
+    pool: &pool::Pool,
+    launch: &Launch,
+    label: &str,
+    spec: &Spec,
+) -> Result<Outcome, String> {
+    // Dropping it (also on an error below) kills redis-server by its pid.
+    let redis = servers::Redis::start(launch, &format!("{label}-redis"))?;
+    let channel = "bench";
+    let a = servers::start_wspush_node(launch, &format!("{label}-a"), redis.port, channel, "bench-a")?;
+    let b = match servers::start_wspush_node(launch, &format!("{label}-b"), redis.port, channel, "bench-b") {
+        Ok(b) => b,
+        Err(e) => {
+            a.stop(Duration::from_secs(5));
+            return Err(e);
+        }
+    };
+    let ready = rt.block_on(async {
+        for node in [&a, &b] {
+            if !servers::wait_healthy(node, Duration::from_secs(15)).await {
+                return Err(format!(
+                    "node at {} never answered /healthz 200 within 15 s",
+                    node.http
+                ));
+            }
+        }
+        Ok(())
+    });
+    let outcome = ready.map(|()| {
+        rt.block_on(load::run(
+            pool,
+            &[&a, &b],
+            &[("redis".to_owned(), redis.pid())],
+            spec,
+        ))
+    });
+    a.stop(Duration::from_secs(5));
+    b.stop(Duration::from_secs(5));
+    drop(redis);
+    outcome
 }
 
 fn progress_line(label: &str, o: &Outcome) {
@@ -323,12 +394,26 @@ fn suite(
         .collect();
     let mut failed = false;
     for (j, sc) in scenarios.iter().enumerate() {
+        if sc.group == "cluster" && !servers::redis_available() {
+            eprintln!(
+                "{}: redis-server not installed, skipped (scripts/bench.sh installs it)",
+                sc.name
+            );
+            failed = true;
+            continue;
+        }
         let mut runs: Vec<Outcome> = Vec::new();
-        let these: Vec<Kind> = kinds
-            .iter()
-            .copied()
-            .filter(|k| *k == Kind::Wspush || !peer_fanout_only || sc.group == "fanout")
-            .collect();
+        let these: Vec<Target> = if sc.group == "cluster" {
+            // The same 10,000 clients on one wspush, side by side.
+            vec![Target::Server(Kind::Wspush), Target::Cluster]
+        } else {
+            kinds
+                .iter()
+                .copied()
+                .filter(|k| *k == Kind::Wspush || !peer_fanout_only || sc.group == "fanout")
+                .map(Target::Server)
+                .collect()
+        };
         for r in 0..rounds.max(1) {
             // Alternate which server goes first, so drift on a shared machine
             // does not always favour the same one.
@@ -336,17 +421,25 @@ fn suite(
             if (r + j) % 2 == 1 {
                 order.reverse();
             }
-            for kind in order {
-                let label = format!("{}-{}-{}", sc.name, kind.name(), r + 1);
+            for target in order {
+                let tag = match target {
+                    Target::Server(k) => k.name(),
+                    Target::Cluster => "2node",
+                };
+                let label = format!("{}-{}-{}", sc.name, tag, r + 1);
                 eprintln!(
                     "[{:>5.0}s] {} / {} round {}/{}",
                     started.elapsed().as_secs_f64(),
                     sc.name,
-                    kind.name(),
+                    target.name(),
                     r + 1,
                     rounds.max(1)
                 );
-                match run_once(&rt, &pool, kind, &launch, &label, &sc.spec) {
+                let result = match target {
+                    Target::Server(kind) => run_once(&rt, &pool, kind, &launch, &label, &sc.spec),
+                    Target::Cluster => run_cluster(&rt, &pool, &launch, &label, &sc.spec),
+                };
+                match result {
                     Ok(o) => {
                         progress_line(&label, &o);
                         runs.push(o);
@@ -359,8 +452,8 @@ fn suite(
             }
         }
         let mut sums = Vec::new();
-        for kind in &these {
-            let mine: Vec<&Outcome> = runs.iter().filter(|o| o.server == kind.name()).collect();
+        for target in &these {
+            let mine: Vec<&Outcome> = runs.iter().filter(|o| o.server == target.name()).collect();
             if !mine.is_empty() {
                 sums.push(Summary::of(&sc.name, &mine));
             }
@@ -398,6 +491,15 @@ fn suite(
         machine.client_threads
     ));
     md.push_str(&report::table(&summaries));
+    let cluster: Vec<Summary> = summaries
+        .iter()
+        .filter(|s| s.scenario.starts_with("cluster-"))
+        .cloned()
+        .collect();
+    if !cluster.is_empty() {
+        md.push_str("\n### Two nodes through Redis vs one node (same 10,000 clients)\n\n");
+        md.push_str(&report::cluster_table(&cluster));
+    }
     if !ratios.is_empty() {
         md.push_str("\n### wspush ÷ Nchan (below 1.00× is better for wspush, except deliveries/s)\n\n");
         md.push_str(&report::ratio_table(&ratios));

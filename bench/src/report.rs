@@ -66,6 +66,27 @@ pub struct Summary {
     pub threads_peak: f64,
     /// Server fds with every client connected.
     pub fds: f64,
+    /// Over several nodes: each node's clients' delivery p99, ms.
+    pub node_delivery_p99_ms: Vec<f64>,
+    /// Over several nodes: each node's clients' fan-out p99, ms.
+    pub node_fanout_p99_ms: Vec<f64>,
+    /// Every process watched (nodes, Redis): CPU and RSS, medians.
+    pub procs: Vec<ProcSummary>,
+}
+
+/// One watched process's figures, medians over the runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcSummary {
+    /// `wspush`, `wspush-a`, `redis`, ...
+    pub name: String,
+    /// CPU during the broadcast phase, ms.
+    pub cpu_ms: f64,
+    /// CPU per 1,000 deliveries, ms.
+    pub cpu_ms_per_1000: f64,
+    /// RSS with every client connected, KiB.
+    pub rss_connected_kib: f64,
+    /// RSS at the end, KiB.
+    pub rss_after_kib: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -122,6 +143,28 @@ impl Summary {
             threads: m(&|o| o.server_proc.connected.threads as f64),
             threads_peak: m(&|o| o.server_proc.peaks.threads as f64),
             fds: m(&|o| o.server_proc.connected.fds as f64),
+            node_delivery_p99_ms: (0..first.per_node.len())
+                .map(|k| m(&|o| o.per_node.get(k).map_or(0.0, |n| n.delivery_ms.p99)))
+                .collect(),
+            node_fanout_p99_ms: (0..first.per_node.len())
+                .map(|k| m(&|o| o.per_node.get(k).map_or(0.0, |n| n.fanout_ms.p99)))
+                .collect(),
+            procs: first
+                .procs
+                .iter()
+                .enumerate()
+                .map(|(k, p)| {
+                    let pm =
+                        |f: &dyn Fn(&crate::load::ProcFigures) -> f64| m(&|o| o.procs.get(k).map_or(0.0, f));
+                    ProcSummary {
+                        name: p.name.clone(),
+                        cpu_ms: pm(&|p| p.cpu_ms),
+                        cpu_ms_per_1000: pm(&|p| p.cpu_ms_per_1000),
+                        rss_connected_kib: pm(&|p| p.rss_connected_kib as f64),
+                        rss_after_kib: pm(&|p| p.rss_after_kib as f64),
+                    }
+                })
+                .collect(),
         }
     }
 
@@ -163,6 +206,64 @@ pub fn table(rows: &[Summary]) -> String {
             r.threads,
             r.threads_peak,
             r.fds,
+        );
+    }
+    s
+}
+
+/// One node against two nodes through Redis: latency, losses, and every
+/// process's CPU (per 1,000 deliveries over the broadcast phase) and RSS.
+pub fn cluster_table(rows: &[Summary]) -> String {
+    let mut s = String::from(
+        "| scenario | setup | clients | fan-out p50 ms | fan-out p99 ms | fan-out max ms | delivery p99 ms \
+         | delivery p99 by node ms | lost | dup | order≠ | CPU ms/1k deliveries | RSS MiB (connected → end) |\n\
+         |---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|\n",
+    );
+    for r in rows {
+        let by_node = if r.node_delivery_p99_ms.is_empty() {
+            "–".to_owned()
+        } else {
+            r.node_delivery_p99_ms
+                .iter()
+                .map(|v| format!("{v:.1}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        let cpu = r
+            .procs
+            .iter()
+            .map(|p| format!("{} {:.2}", p.name, p.cpu_ms_per_1000))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rss = r
+            .procs
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {:.0} → {:.0}",
+                    p.name,
+                    p.rss_connected_kib / 1024.0,
+                    p.rss_after_kib / 1024.0
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} |",
+            r.scenario,
+            r.server,
+            r.clients,
+            r.fanout_p50_ms,
+            r.fanout_p99_ms,
+            r.fanout_max_ms,
+            r.delivery_p99_ms,
+            by_node,
+            r.lost,
+            r.duplicated,
+            r.order_differs,
+            cpu,
+            rss,
         );
     }
     s
@@ -254,7 +355,7 @@ pub fn verdicts(rows: &[Summary]) -> Vec<Verdict> {
     let find =
         |scenario: &str, server: &str| rows.iter().find(|r| r.scenario == scenario && r.server == server);
     let mut v = Vec::new();
-    let wspush_rows: Vec<&Summary> = rows.iter().filter(|r| r.server == "wspush").collect();
+    let wspush_rows: Vec<&Summary> = rows.iter().filter(|r| r.server.contains("wspush")).collect();
     if !wspush_rows.is_empty() {
         let bad: Vec<String> = wspush_rows
             .iter()

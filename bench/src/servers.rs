@@ -60,7 +60,7 @@ impl Running {
     pub fn start(kind: Kind, launch: &Launch, label: &str) -> Result<Running, String> {
         fs::create_dir_all(&launch.work_dir).map_err(|e| format!("{}: {e}", launch.work_dir.display()))?;
         match kind {
-            Kind::Wspush => start_wspush(launch, label),
+            Kind::Wspush => start_wspush(launch, label, &[]),
             Kind::Nchan => start_nchan(launch, label),
         }
     }
@@ -122,7 +122,28 @@ impl Running {
     }
 }
 
-fn start_wspush(launch: &Launch, label: &str) -> Result<Running, String> {
+/// Starts one wspush node of a cluster: `--redis redis://127.0.0.1:PORT
+/// --redis-channel CHANNEL --node-id NODE`; logs to `<work_dir>/<label>.log`.
+pub fn start_wspush_node(
+    launch: &Launch,
+    label: &str,
+    redis_port: u16,
+    channel: &str,
+    node_id: &str,
+) -> Result<Running, String> {
+    fs::create_dir_all(&launch.work_dir).map_err(|e| format!("{}: {e}", launch.work_dir.display()))?;
+    let extra = [
+        "--redis".to_owned(),
+        format!("redis://127.0.0.1:{redis_port}"),
+        "--redis-channel".to_owned(),
+        channel.to_owned(),
+        "--node-id".to_owned(),
+        node_id.to_owned(),
+    ];
+    start_wspush(launch, label, &extra)
+}
+
+fn start_wspush(launch: &Launch, label: &str, extra: &[String]) -> Result<Running, String> {
     if !launch.wspush_bin.exists() {
         return Err(format!(
             "{} not found: run `cargo build --release` first",
@@ -133,6 +154,7 @@ fn start_wspush(launch: &Launch, label: &str) -> Result<Running, String> {
     let mut child = Command::new(&launch.wspush_bin)
         .args(["--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         .args(&launch.wspush_args)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)
@@ -140,7 +162,8 @@ fn start_wspush(launch: &Launch, label: &str) -> Result<Running, String> {
         .map_err(|e| format!("cannot start {}: {e}", launch.wspush_bin.display()))?;
     let stdout = child.stdout.take().expect("piped stdout");
     let mut line = String::new();
-    let read = BufReader::new(stdout).read_line(&mut line);
+    let mut stdout = BufReader::new(stdout);
+    let read = stdout.read_line(&mut line);
     if read.is_err() || !line.starts_with("wspush listening") {
         let _ = child.kill();
         let _ = child.wait();
@@ -149,6 +172,11 @@ fn start_wspush(launch: &Launch, label: &str) -> Result<Running, String> {
             launch.work_dir.join(format!("{label}.log")).display()
         ));
     }
+    // Keep draining stdout (in cluster mode a `wspush node ...` line follows):
+    // a closed pipe would fail the server's next print.
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+    });
     // wspush listening ws=ws://HOST:PORT/echo http=http://HOST:PORT/
     let addr_after = |key: &str| -> Result<SocketAddr, String> {
         line.split_whitespace()
@@ -262,6 +290,102 @@ fn start_nchan(launch: &Launch, label: &str) -> Result<Running, String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A local redis-server (`--save '' --appendonly no`), killed by its PID when dropped.
+pub struct Redis {
+    /// Its process.
+    pub child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Redis {
+    /// Starts redis-server on a free port and waits until it answers `PING`.
+    pub fn start(launch: &Launch, label: &str) -> Result<Redis, String> {
+        fs::create_dir_all(&launch.work_dir).map_err(|e| format!("{}: {e}", launch.work_dir.display()))?;
+        let port = free_port()?;
+        let log = log_file(&launch.work_dir, label)?;
+        let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--loglevel", "warning"])
+            .current_dir(&launch.work_dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|e| format!("cannot start redis-server (apt-get install redis-server): {e}"))?;
+        let mut redis = Redis { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if redis.ping() {
+                return Ok(redis);
+            }
+            if let Ok(Some(status)) = redis.child.try_wait() {
+                return Err(format!(
+                    "redis-server exited with {status} (see {})",
+                    launch.work_dir.join(format!("{label}.log")).display()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err("redis-server did not answer PING within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether a raw `PING` gets `+PONG`.
+    fn ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut buf = [0u8; 16];
+        s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory preconditions; the pid is our child's.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `GET /healthz` answers 200 (a cluster node is subscribed at Redis).
+pub async fn wait_healthy(node: &Running, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(r) = http::once(node.http, "GET", "/healthz", &[], b"").await {
+            if r.status == 200 {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Whether redis-server is installed.
+pub fn redis_available() -> bool {
+    Command::new("redis-server").arg("--version").output().is_ok()
 }
 
 fn free_port() -> Result<u16, String> {

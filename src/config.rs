@@ -113,13 +113,6 @@ pub struct Config {
     pub node_id: Option<String>,
 }
 
-impl Config {
-    /// The flags with no arguments given (and no environment): the defaults.
-    pub fn defaults() -> Config {
-        Config::parse_from(["wspush"])
-    }
-}
-
 /// Parses a positive number of seconds, fractions allowed ("0.5").
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s

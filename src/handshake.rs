@@ -9,7 +9,6 @@
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Instant;
 
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::handshake::HandshakeError;
@@ -50,46 +49,25 @@ pub struct Admission<'a> {
     pub shutting_down: bool,
 }
 
-/// Runs the server side of the handshake on `io` before `deadline`.
+/// Runs the server side of the handshake on `io`, before its deadline.
 // tungstenite's callback type fixes the large error response type.
 #[allow(clippy::result_large_err)]
 pub fn accept(
-    mut io: ConnIo,
+    io: ConnIo,
     config: WebSocketConfig,
     admission: Admission<'_>,
-    deadline: Instant,
 ) -> Result<WebSocket<ConnIo>, Rejection> {
     let stream = Arc::clone(io.stream());
-    set_timeouts(&stream, deadline)?;
-    // tungstenite reads on while bytes keep coming: a read timeout alone
-    // would let a trickling client hold the connection past the deadline.
-    io.set_deadline(Some(deadline));
     let callback = |req: &Request, resp: Response| check(req, resp, &admission);
     let mut attempt = tungstenite::accept_hdr_with_config(io, callback, Some(config));
     loop {
         match attempt {
-            Ok(mut ws) => {
-                ws.get_mut().set_deadline(None);
-                return Ok(ws);
-            }
-            Err(HandshakeError::Interrupted(mid)) => {
-                set_timeouts(&stream, deadline)?;
-                attempt = mid.handshake();
-            }
+            Ok(ws) => return Ok(ws),
+            // A socket timeout (set by `ConnIo` to the time left) ran out.
+            Err(HandshakeError::Interrupted(mid)) => attempt = mid.handshake(),
             Err(HandshakeError::Failure(err)) => return Err(failure(&stream, err)),
         }
     }
-}
-
-/// Gives every blocking call the time left, and none once it is gone.
-fn set_timeouts(stream: &TcpStream, deadline: Instant) -> Result<(), Rejection> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(Rejection::Timeout);
-    }
-    stream.set_read_timeout(Some(left))?;
-    stream.set_write_timeout(Some(left))?;
-    Ok(())
 }
 
 #[allow(clippy::result_large_err)]

@@ -46,13 +46,6 @@ pub struct Registration {
     client: Arc<Client>,
 }
 
-impl Registration {
-    /// The registered client.
-    pub fn client(&self) -> &Arc<Client> {
-        &self.client
-    }
-}
-
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut clients = self.registry.lock();

@@ -8,7 +8,7 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::LastSeen;
 
@@ -19,30 +19,44 @@ pub struct ConnIo {
     /// During the handshake writes go straight to the socket (nobody else writes yet).
     capture: bool,
     captured: Vec<u8>,
-    /// While handshaking: reads fail once this passes, however slowly bytes trickle in.
+    /// While handshaking: every read and write fails once this passes, however
+    /// slowly bytes trickle in (a socket timeout alone restarts with each byte).
     deadline: Option<Instant>,
 }
 
 impl ConnIo {
-    /// Wraps `stream`, stamping `last_seen` on every read that brings bytes.
-    pub fn new(stream: Arc<TcpStream>, last_seen: Arc<LastSeen>) -> ConnIo {
+    /// Wraps `stream` for a handshake that must finish by `deadline`, stamping
+    /// `last_seen` on every read that brings bytes.
+    pub fn handshaking(stream: Arc<TcpStream>, last_seen: Arc<LastSeen>, deadline: Instant) -> ConnIo {
         ConnIo {
             stream,
             last_seen,
             capture: false,
             captured: Vec::new(),
-            deadline: None,
+            deadline: Some(deadline),
         }
     }
 
-    /// Limits every read to the time left before `deadline` (`None`: no limit).
-    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
-        self.deadline = deadline;
+    /// The handshake is over: no more deadline, and from now on writes are
+    /// kept for the outbox instead of going to the socket.
+    pub fn handshake_done(&mut self) {
+        self.deadline = None;
+        self.capture = true;
     }
 
-    /// From now on, writes are kept for the outbox instead of going to the socket.
-    pub fn start_capturing(&mut self) {
-        self.capture = true;
+    /// The time left before the deadline (`None`: no deadline); an error once it passed.
+    fn time_left(&self) -> io::Result<Option<Duration>> {
+        let Some(deadline) = self.deadline else {
+            return Ok(None);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "handshake deadline passed",
+            ));
+        }
+        Ok(Some(left))
     }
 
     /// The bytes tungstenite wrote since the last call.
@@ -62,11 +76,7 @@ impl ConnIo {
 
 impl Read for ConnIo {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(deadline) = self.deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
-            }
+        if let Some(left) = self.time_left()? {
             self.stream.set_read_timeout(Some(left))?;
         }
         let n = (&*self.stream).read(buf)?;
@@ -83,6 +93,9 @@ impl Write for ConnIo {
             self.captured.extend_from_slice(buf);
             Ok(buf.len())
         } else {
+            if let Some(left) = self.time_left()? {
+                self.stream.set_write_timeout(Some(left))?;
+            }
             (&*self.stream).write(buf)
         }
     }

@@ -33,8 +33,8 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, shared: Arc<Shared>)
         shutting_down: shared.is_shutting_down(),
     };
     let deadline = Instant::now() + shared.config.handshake_timeout;
-    let io = ConnIo::new(Arc::clone(&stream), Arc::clone(&last_seen));
-    let mut ws = match handshake::accept(io, shared.ws_config, admission, deadline) {
+    let io = ConnIo::handshaking(Arc::clone(&stream), Arc::clone(&last_seen), deadline);
+    let mut ws = match handshake::accept(io, shared.ws_config, admission) {
         Ok(ws) => ws,
         Err(rejection) => {
             shared.stats.handshakes_rejected.inc();
@@ -46,7 +46,7 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, shared: Arc<Shared>)
         log::info!("connection from {peer} dropped after handshake: {e}");
         return;
     }
-    ws.get_mut().start_capturing();
+    ws.get_mut().handshake_done();
 
     let id = shared.registry.next_id();
     let outbox = Arc::new(Outbox::new(

@@ -94,10 +94,9 @@ impl Publisher {
     /// Sends a message to the client whose id (as `/clients` shows it) is
     /// `raw_id`. Checks the id before reading the body: `target` then `send_to`.
     pub fn target(&self, raw_id: &str) -> Result<Target, ApiError> {
-        let no_client = || ApiError::NotFound(format!("no client with id {raw_id:?}"));
-        let (node, seq) = ClientId::parse_parts(raw_id).ok_or_else(no_client)?;
+        let (node, seq) = ClientId::parse_parts(raw_id).ok_or_else(|| no_client(raw_id))?;
         match (self, node) {
-            (Publisher::Local(_), Some(_)) => Err(no_client()),
+            (Publisher::Local(_), Some(_)) => Err(no_client(raw_id)),
             (Publisher::Local(_), None) => Ok(Target {
                 raw: raw_id.to_owned(),
                 node: None,
@@ -138,8 +137,12 @@ pub struct Target {
 
 impl Target {
     fn not_found(&self) -> ApiError {
-        ApiError::NotFound(format!("no client with id {:?}", self.raw))
+        no_client(&self.raw)
     }
+}
+
+fn no_client(raw_id: &str) -> ApiError {
+    ApiError::NotFound(format!("no client with id {raw_id:?}"))
 }
 
 /// Why a PUBLISH did not happen.

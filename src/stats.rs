@@ -91,7 +91,7 @@ impl StatsSnapshot {
             "Seconds since the server started",
             gauge(self.uptime_seconds),
         );
-        let counters = [
+        let mut counters = vec![
             (
                 "connections_accepted",
                 "WebSocket handshakes completed",
@@ -124,16 +124,13 @@ impl StatsSnapshot {
                 self.thread_spawn_failures,
             ),
         ];
-        for (name, help, value) in counters {
-            registry.register(name, help, counter(value));
-        }
         if let Some(c) = &self.cluster {
             registry.register(
                 "redis_up",
                 "1 while the Redis subscription is up, else 0",
                 gauge(u64::from(c.redis_up)),
             );
-            let redis_counters = [
+            counters.extend([
                 (
                     "redis_publishes",
                     "Messages from publish requests accepted by Redis",
@@ -154,10 +151,10 @@ impl StatsSnapshot {
                     "Messages received on the Redis subscription",
                     c.redis_messages_received,
                 ),
-            ];
-            for (name, help, value) in redis_counters {
-                registry.register(name, help, counter(value));
-            }
+            ]);
+        }
+        for (name, help, value) in counters {
+            registry.register(name, help, counter(value));
         }
         let mut out = String::new();
         // Encoding into a String cannot fail.

@@ -4,8 +4,16 @@
 //! non-blocking write or a queue push (see `client::outbox`). A client whose
 //! queue is full is dropped here as a slow consumer, so it never holds up the
 //! others.
+//!
+//! A broadcast to many clients is split into shards offered by parallel
+//! threads (`--fanout-threads`): on loopback and on a busy NIC most of a
+//! send's cost is the kernel's TCP path, which runs on the sending thread, so
+//! one thread per core shortens the time until the last client has its copy.
+//! The shards run inside the one registry lock, so the order of broadcasts is
+//! still the same for every client.
 
 use std::sync::Arc;
+use std::thread;
 
 use tungstenite::protocol::frame::coding::CloseCode;
 
@@ -14,21 +22,39 @@ use crate::frame::{self, EncodedFrame};
 use crate::registry::Registry;
 use crate::stats::Stats;
 
+/// Fewest clients worth a shard of their own: below this, starting a thread
+/// costs more than the sends it takes over.
+const MIN_SHARD_CLIENTS: usize = 1024;
+
+/// Stack of a shard thread; it only makes non-blocking sends and queue pushes.
+const SHARD_STACK: usize = 128 * 1024;
+
 /// Offers frames to clients and accounts for what happened.
 #[derive(Clone)]
 pub struct Fanout {
     registry: Arc<Registry>,
     stats: Arc<Stats>,
     slow_close: EncodedFrame,
+    /// Threads a large broadcast is split over, the caller's included.
+    threads: usize,
+}
+
+/// What offering to some of the clients came to.
+#[derive(Default)]
+struct Offered {
+    taken: usize,
+    dropped: Vec<Arc<Client>>,
 }
 
 impl Fanout {
-    /// A fan-out over `registry`, counting into `stats`.
-    pub fn new(registry: Arc<Registry>, stats: Arc<Stats>) -> Fanout {
+    /// A fan-out over `registry`, counting into `stats`, splitting large
+    /// broadcasts over up to `threads` threads.
+    pub fn new(registry: Arc<Registry>, stats: Arc<Stats>, threads: usize) -> Fanout {
         Fanout {
             registry,
             stats,
             slow_close: frame::close(CloseCode::Policy, "slow consumer"),
+            threads: threads.max(1),
         }
     }
 
@@ -37,35 +63,91 @@ impl Fanout {
     /// All offers happen under one registry lock, so concurrent broadcasts
     /// reach every client in the same order.
     pub fn broadcast(&self, frame: &EncodedFrame) -> usize {
-        let taken = self.offer_each(&[frame], |_| true);
+        let offered = self
+            .registry
+            .with_all(|clients| self.offer_sharded(clients, &[frame]));
+        let taken = self.settle(offered);
         self.stats.broadcasts.inc();
         self.stats.deliveries_queued.inc_by(taken as u64);
         taken
     }
 
     /// Offers `frames`, in order, to every client `pick` selects, under one
-    /// registry lock; returns how many clients took them all. Clients dropped
-    /// as slow meanwhile are logged once the lock is released.
+    /// registry lock and on this thread; returns how many clients took them
+    /// all. Clients dropped as slow meanwhile are logged once the lock is released.
     pub fn offer_each(&self, frames: &[&EncodedFrame], pick: impl Fn(&Client) -> bool) -> usize {
-        let mut taken = 0;
-        let mut dropped = Vec::new();
-        self.registry.for_each(|client| {
-            if !pick(client) {
-                return;
+        let offered = self.registry.with_all(|clients| {
+            let mut offered = Offered::default();
+            for client in clients.iter().filter(|c| pick(c)) {
+                self.offer_frames(client, frames, &mut offered);
             }
-            for frame in frames {
-                match self.deliver(client, frame) {
-                    Delivery::Taken => {}
-                    Delivery::DroppedSlow => return dropped.push(Arc::clone(client)),
-                    Delivery::Refused => return,
-                }
-            }
-            taken += 1;
+            offered
         });
-        for client in dropped {
-            log_slow(&client);
+        self.settle(offered)
+    }
+
+    /// Offers `frames` to all of `clients`, in shards on parallel threads when
+    /// there are enough clients. A shard whose thread cannot start (thread
+    /// limits) is offered on this thread instead.
+    fn offer_sharded(&self, clients: &[&Arc<Client>], frames: &[&EncodedFrame]) -> Offered {
+        let shards = self.threads.min(clients.len() / MIN_SHARD_CLIENTS).max(1);
+        let offer_all = |part: &[&Arc<Client>]| {
+            let mut offered = Offered::default();
+            for client in part {
+                self.offer_frames(client, frames, &mut offered);
+            }
+            offered
+        };
+        if shards == 1 {
+            return offer_all(clients);
         }
-        taken
+        self.stats.sharded_broadcasts.inc();
+        let mut parts = clients.chunks(clients.len().div_ceil(shards));
+        let own = parts.next().unwrap_or_default();
+        thread::scope(|scope| {
+            let helpers: Vec<_> = parts
+                .map(|part| {
+                    let started = thread::Builder::new()
+                        .name("fanout".into())
+                        .stack_size(SHARD_STACK)
+                        .spawn_scoped(scope, move || offer_all(part));
+                    (part, started)
+                })
+                .collect();
+            let mut total = offer_all(own);
+            for (part, started) in helpers {
+                let offered = match started {
+                    Ok(helper) => helper.join().unwrap_or_else(|_| {
+                        log::error!("a fan-out shard thread panicked; its clients may miss this message");
+                        Offered::default()
+                    }),
+                    Err(_) => offer_all(part),
+                };
+                total.taken += offered.taken;
+                total.dropped.extend(offered.dropped);
+            }
+            total
+        })
+    }
+
+    /// Offers `frames` in order to one client, stopping at the first refusal.
+    fn offer_frames(&self, client: &Arc<Client>, frames: &[&EncodedFrame], offered: &mut Offered) {
+        for frame in frames {
+            match self.deliver(client, frame) {
+                Delivery::Taken => {}
+                Delivery::DroppedSlow => return offered.dropped.push(Arc::clone(client)),
+                Delivery::Refused => return,
+            }
+        }
+        offered.taken += 1;
+    }
+
+    /// Logs the clients dropped during an offer (outside the lock); returns how many took it.
+    fn settle(&self, offered: Offered) -> usize {
+        for client in &offered.dropped {
+            log_slow(client);
+        }
+        offered.taken
     }
 
     /// Sends `frame` to one client; `None` if no such client is connected,

@@ -83,6 +83,11 @@ pub struct Config {
     #[arg(long, env = "WSPUSH_HANDSHAKE_TIMEOUT", default_value = "5", value_parser = parse_seconds)]
     pub handshake_timeout: Duration,
 
+    /// Threads a broadcast to many clients is split over (shards of at least
+    /// 1,024 clients) [default: the number of CPUs].
+    #[arg(long, env = "WSPUSH_FANOUT_THREADS", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub fanout_threads: Option<u16>,
+
     /// Threads answering HTTP requests on the side port.
     #[arg(long, env = "WSPUSH_HTTP_THREADS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub http_threads: u16,

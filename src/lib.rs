@@ -17,6 +17,7 @@ pub mod frame;
 mod handshake;
 pub mod http_api;
 pub mod limits;
+pub mod memory;
 pub mod origin;
 mod pinger;
 pub mod pods;

@@ -12,7 +12,14 @@ use signal_hook::iterator::Signals;
 use wspush::{Config, Server};
 
 fn main() -> ExitCode {
+    let tunables = wspush::memory::run_with_glibc_tunables();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    if let Err(e) = tunables {
+        log::warn!(
+            "running without the glibc settings ({}): {e}",
+            wspush::memory::GLIBC_TUNABLES
+        );
+    }
     let config = Config::parse();
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,

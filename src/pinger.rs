@@ -1,4 +1,5 @@
-//! The ping thread: pings every client, and reaps those that went silent.
+//! The ping thread: pings every client, reaps those that went silent, and
+//! has freed heap returned once connections have ended (`memory`).
 //!
 //! The Ping frame is encoded once and offered under the registry lock, like a
 //! broadcast. Pings are spread over the interval: each check pings one slice
@@ -19,6 +20,7 @@ use crossbeam_channel::{select, tick, Receiver};
 
 use crate::config::PingStyle;
 use crate::frame::{self, EncodedFrame};
+use crate::memory::HeapTrimmer;
 use crate::server::Shared;
 
 /// Longest gap between two checks for silent clients.
@@ -45,10 +47,13 @@ fn run(shared: &Shared, stop: &Receiver<()>) {
     let slices = (interval.as_nanos() / check_every.as_nanos()).max(1) as u64;
     let ping = frame::ping();
     let mut round: u64 = 0;
+    let mut trimmer = HeapTrimmer::new();
     loop {
         select! {
             recv(ticker) -> _ => {
                 reap_silent(shared, timeout);
+                let ended = shared.stats.connections_accepted.get().saturating_sub(shared.registry.len() as u64);
+                trimmer.tick(ended);
                 if spread {
                     ping_slice(shared, &ping, round % slices, slices);
                     round += 1;

@@ -135,6 +135,14 @@ impl Registry {
         }
     }
 
+    /// Runs `f` under the lock with every client, in no set order. `f` must
+    /// not block; it may share the slice with threads it joins before returning.
+    pub fn with_all<R>(&self, f: impl FnOnce(&[&Arc<Client>]) -> R) -> R {
+        let clients = self.lock();
+        let all: Vec<&Arc<Client>> = clients.values().collect();
+        f(&all)
+    }
+
     /// Waits until no connection is left, registered or still handshaking (a
     /// handshake that completes during shutdown sends its own Close), or
     /// `timeout` passes; true if emptied.

@@ -8,7 +8,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -168,7 +168,11 @@ impl Server {
             None => None,
         };
         let registry = Registry::for_node(max_clients, node);
-        let fanout = Fanout::new(Arc::clone(&registry), Arc::clone(&stats));
+        let fanout_threads = match config.fanout_threads {
+            Some(n) => usize::from(n),
+            None => thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let fanout = Fanout::new(Arc::clone(&registry), Arc::clone(&stats), fanout_threads);
         let publisher = match (&config.redis, node) {
             (Some(url), Some(node)) => Publisher::Redis(
                 Cluster::new(

@@ -19,6 +19,8 @@ pub struct Stats {
     pub broadcasts: Counter,
     /// Frames accepted for delivery to a client (written or queued).
     pub deliveries_queued: Counter,
+    /// Broadcasts split over more than one fan-out thread.
+    pub sharded_broadcasts: Counter,
     /// Clients disconnected because their queue was full.
     pub slow_clients_dropped: Counter,
     /// Clients disconnected because nothing arrived from them within the pong timeout.
@@ -38,6 +40,8 @@ pub struct StatsSnapshot {
     pub broadcasts: u64,
     /// Frames accepted for delivery to a client.
     pub deliveries_queued: u64,
+    /// Broadcasts split over more than one fan-out thread.
+    pub sharded_broadcasts: u64,
     /// Clients dropped for not keeping up.
     pub slow_clients_dropped: u64,
     /// Clients dropped for silence past the pong timeout.
@@ -61,6 +65,7 @@ impl Stats {
             connections_accepted: self.connections_accepted.get(),
             broadcasts: self.broadcasts.get(),
             deliveries_queued: self.deliveries_queued.get(),
+            sharded_broadcasts: self.sharded_broadcasts.get(),
             slow_clients_dropped: self.slow_clients_dropped.get(),
             clients_reaped: self.clients_reaped.get(),
             handshakes_rejected: self.handshakes_rejected.get(),
@@ -102,6 +107,11 @@ impl StatsSnapshot {
                 "deliveries_queued",
                 "Frames accepted for delivery to a client",
                 self.deliveries_queued,
+            ),
+            (
+                "sharded_broadcasts",
+                "Broadcasts split over more than one fan-out thread",
+                self.sharded_broadcasts,
             ),
             (
                 "slow_clients_dropped",

@@ -54,13 +54,14 @@ fn clients_lists_id_peer_since_and_queued() {
     assert_eq!(list[0]["id"], ids[1].to_string(), "b is the one left");
 }
 
-const STAT_FIELDS: [&str; 9] = [
+const STAT_FIELDS: [&str; 10] = [
     "broadcasts",
     "clients",
     "clients_reaped",
     "connections_accepted",
     "deliveries_queued",
     "handshakes_rejected",
+    "sharded_broadcasts",
     "slow_clients_dropped",
     "thread_spawn_failures",
     "uptime_seconds",
@@ -147,6 +148,7 @@ fn metrics_has_the_same_figures_with_wspush_names() {
         ("wspush_connections_accepted_total", "connections_accepted"),
         ("wspush_broadcasts_total", "broadcasts"),
         ("wspush_deliveries_queued_total", "deliveries_queued"),
+        ("wspush_sharded_broadcasts_total", "sharded_broadcasts"),
         ("wspush_slow_clients_dropped_total", "slow_clients_dropped"),
         ("wspush_clients_reaped_total", "clients_reaped"),
         ("wspush_handshakes_rejected_total", "handshakes_rejected"),

@@ -1,4 +1,4 @@
-//! The built binary prints its listening line; on SIGTERM (or SIGINT) it sends Close 1001 "going away" to every client and exits 0, and a second signal during the shutdown exits at once.
+//! The built binary prints its listening line; on SIGTERM (or SIGINT) it sends Close 1001 "going away" to every client and exits 0, and a second signal during the shutdown exits at once. It also runs with its glibc settings (re-executed once with `GLIBC_TUNABLES`).
 
 mod support;
 
@@ -102,6 +102,31 @@ impl Process {
         };
         (status, self.log.join().unwrap_or_default())
     }
+}
+
+/// The binary runs with its glibc settings: it executed itself once with
+/// `GLIBC_TUNABLES` set (same pid, see `wspush::memory`), then served.
+#[test]
+fn the_binary_runs_with_its_glibc_settings() {
+    let process = spawn();
+    let environ = std::fs::read(format!("/proc/{}/environ", process.child.id())).expect("environ");
+    let vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert!(
+        vars.iter().any(|v| v == "WSPUSH_GLIBC_TUNABLES_SET=1"),
+        "not re-executed: {vars:?}"
+    );
+    let first = wspush::memory::GLIBC_TUNABLES.split(':').next().unwrap();
+    assert!(
+        vars.iter()
+            .any(|v| v.starts_with(&format!("GLIBC_TUNABLES={first}"))),
+        "no GLIBC_TUNABLES: {vars:?}"
+    );
+    process.signal(libc::SIGTERM);
+    let (status, log) = process.wait();
+    assert!(status.success(), "{log}");
 }
 
 #[test]

@@ -7,25 +7,22 @@
 //! out-of-order deliveries and whether every client saw the same order.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::http;
-use crate::pool::Pool;
+use crate::pool::{Pool, Readable, Step, HANGUP};
 use crate::procfs::{self, Peaks, Sample, Watcher};
 use crate::servers::Running;
+use crate::wsclient::{Client, Frames};
 
 /// Nanoseconds on this process's monotonic clock.
 pub fn now_ns() -> u64 {
@@ -270,109 +267,94 @@ pub fn parse_payload(b: &[u8]) -> Option<(u32, u32, u64)> {
     Some((run, seq, ts))
 }
 
-fn client_config() -> WebSocketConfig {
-    // tungstenite zero-fills its whole read buffer before every read: keep it
-    // small (it grows by itself for a larger frame).
-    WebSocketConfig::default()
-        .read_buffer_size(2048)
-        .write_buffer_size(0)
-        .max_write_buffer_size(64 * 1024)
-}
-
-/// Opens one WebSocket connection from `src`.
-pub async fn connect(
-    ws: SocketAddr,
-    src: IpAddr,
-    rcvbuf: Option<u32>,
-) -> Result<WebSocketStream<TcpStream>, String> {
-    let sock = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
-    sock.bind(SocketAddr::new(src, 0))
-        .map_err(|e| format!("bind {src}: {e}"))?;
-    if let Some(n) = rcvbuf {
-        sock.set_recv_buffer_size(n)
-            .map_err(|e| format!("SO_RCVBUF: {e}"))?;
-        // Loopback's 64 KiB segments make the server's send buffer grow past
-        // a megabyte; an Ethernet-sized MSS keeps it near what a real network
-        // gives, so a client that stops reading fills it within ~50 KiB.
-        set_mss(&sock, 1460).map_err(|e| format!("TCP_MAXSEG: {e}"))?;
-    }
-    let stream = sock.connect(ws).await.map_err(|e| format!("connect: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let url = format!("ws://{ws}/echo");
-    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(client_config()))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    Ok(ws)
-}
-
-fn set_mss(sock: &TcpSocket, mss: libc::c_int) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_MAXSEG,
-            (&mss as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
 /// The source address for client `i`.
 pub fn source_ip(i: usize, spread: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i % spread.max(1) as usize) as u8))
 }
 
-/// A reading client: its task, and the log it fills.
+/// A reading client's log, and its socket once connected.
+struct ReaderShared {
+    log: Mutex<ClientLog>,
+    socket: OnceLock<Arc<TcpStream>>,
+}
+
+/// A reading client: the task connecting it, and the log it fills.
 pub(crate) struct Reader {
-    log: Arc<Mutex<ClientLog>>,
+    shared: Arc<ReaderShared>,
     task: JoinHandle<()>,
 }
 
 impl Reader {
-    /// Stops the client (closing its socket) and returns what it saw.
+    /// Stops the client (shutting its socket down, which ends it on its
+    /// reader thread) and returns what it saw.
     pub(crate) async fn finish(self) -> ClientLog {
+        // A connect still under way.
         self.task.abort();
         let _ = self.task.await;
-        std::mem::take(&mut *self.log.lock().unwrap())
-    }
-}
-
-/// Reads messages into `log` until the connection ends (or the task is aborted).
-pub(crate) async fn read_into(
-    mut ws: WebSocketStream<TcpStream>,
-    progress: Arc<Progress>,
-    log: Arc<Mutex<ClientLog>>,
-) {
-    while let Some(msg) = ws.next().await {
-        let bytes = match &msg {
-            Ok(Message::Text(t)) => t.as_bytes(),
-            Ok(Message::Binary(b)) => &b[..],
-            Ok(_) => continue,
-            Err(_) => break,
-        };
-        let now = now_ns();
-        let mut log = log.lock().unwrap();
-        match parse_payload(bytes) {
-            Some((run, seq, sent)) if run == progress.run_id => {
-                log.seqs.push(seq);
-                let lat = (now.saturating_sub(sent) / 1000).clamp(1, u64::from(u32::MAX));
-                log.lat_us.push(lat as u32);
-                progress.delivered.fetch_add(1, Relaxed);
-            }
-            _ => log.stale += 1,
+        let log = std::mem::take(&mut *self.shared.log.lock().unwrap());
+        if let Some(socket) = self.shared.socket.get() {
+            let _ = socket.shutdown(Shutdown::Both);
         }
+        log
     }
-    log.lock().unwrap().closed_early = true;
 }
 
-/// Connects one reading client on the pool; `done` is told once the handshake ended either way.
+/// A connected reading client, on a reader thread.
+struct Reading {
+    socket: Arc<TcpStream>,
+    frames: Frames,
+    shared: Arc<ReaderShared>,
+    progress: Arc<Progress>,
+}
+
+impl Readable for Reading {
+    fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// Reads once; records the messages, locking the log once per read, not per message.
+    fn ready(&mut self, events: u32) -> Step {
+        if events & (libc::EPOLLIN as u32 | HANGUP) == 0 {
+            // Writable again: the rest of a pong.
+            return match self.frames.write_to(&self.socket) {
+                Ok(()) => Step::Drained,
+                Err(_) => Step::Closed,
+            };
+        }
+        if self.frames.must_write() && self.frames.write_to(&self.socket).is_err() {
+            return Step::Closed;
+        }
+        let now = now_ns();
+        let mut delivered = 0;
+        let mut held = None;
+        let step = self.frames.read_from(&self.socket, |bytes| {
+            let log = held.get_or_insert_with(|| self.shared.log.lock().unwrap());
+            match parse_payload(bytes) {
+                Some((run, seq, sent)) if run == self.progress.run_id => {
+                    log.seqs.push(seq);
+                    let lat = (now.saturating_sub(sent) / 1000).clamp(1, u64::from(u32::MAX));
+                    log.lat_us.push(lat as u32);
+                    delivered += 1;
+                }
+                _ => log.stale += 1,
+            }
+        });
+        drop(held);
+        if delivered > 0 {
+            self.progress.delivered.fetch_add(delivered, Relaxed);
+        }
+        step
+    }
+
+    /// The connection ended: mark it, and close it as the server expects.
+    fn closed(&mut self) {
+        self.shared.log.lock().unwrap().closed_early = true;
+        let _ = self.socket.shutdown(Shutdown::Both);
+    }
+}
+
+/// Connects one reading client on the pool and hands it to a reader thread;
+/// `on_connected` is told once the handshake ended either way.
 pub(crate) fn spawn_reader(
     pool: &Pool,
     i: usize,
@@ -382,25 +364,36 @@ pub(crate) fn spawn_reader(
     capacity: usize,
     on_connected: impl FnOnce(Result<(), String>) + Send + 'static,
 ) -> Reader {
-    let log = Arc::new(Mutex::new(ClientLog {
-        seqs: Vec::with_capacity(capacity),
-        lat_us: Vec::with_capacity(capacity),
-        ..ClientLog::default()
-    }));
-    let (slot, progress) = (Arc::clone(&log), Arc::clone(progress));
+    let shared = Arc::new(ReaderShared {
+        log: Mutex::new(ClientLog {
+            seqs: Vec::with_capacity(capacity),
+            lat_us: Vec::with_capacity(capacity),
+            ..ClientLog::default()
+        }),
+        socket: OnceLock::new(),
+    });
+    let (slot, progress, reader) = (Arc::clone(&shared), Arc::clone(progress), pool.reader(i));
     let task = pool.spawn(i, async move {
-        match connect(ws_addr, src, None).await {
+        match Client::connect(ws_addr, src, None).await {
             Ok(ws) => {
+                let (socket, frames) = ws.into_parts();
+                let socket = Arc::new(socket);
+                let _ = slot.socket.set(Arc::clone(&socket));
+                reader.adopt(Box::new(Reading {
+                    socket,
+                    frames,
+                    shared: slot,
+                    progress,
+                }));
                 on_connected(Ok(()));
-                read_into(ws, progress, slot).await;
             }
             Err(e) => {
-                slot.lock().unwrap().closed_early = true;
+                slot.log.lock().unwrap().closed_early = true;
                 on_connected(Err(e));
             }
         }
     });
-    Reader { log, task }
+    Reader { shared, task }
 }
 
 /// Connects `spec.clients` readers and `spec.slow` clients that never read;
@@ -447,7 +440,7 @@ async fn connect_all(
         if is_slow {
             slow_tasks.push(pool.spawn(i, async move {
                 // A small receive buffer, so the server's side fills up soon.
-                match connect(ws, src, Some(4096)).await {
+                match Client::connect(ws, src, Some(4096)).await {
                     Ok(ws) => {
                         on_connected(Ok(()));
                         // Hold the connection without ever reading it.

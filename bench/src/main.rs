@@ -13,6 +13,7 @@ mod procfs;
 mod report;
 mod servers;
 mod soak;
+mod wsclient;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -47,7 +48,7 @@ struct Common {
     /// Where JSON results, logs and nginx's files go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
-    /// Worker threads of the load generator's runtime.
+    /// Client threads: as many tokio threads (connecting clients) and epoll threads (reading them).
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
     /// Handshakes in flight at once.

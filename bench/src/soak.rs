@@ -9,13 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 
 use crate::load::{self, Percentiles, Progress};
 use crate::pool::Pool;
 use crate::procfs::{self, Peaks, Sample, Watcher};
 use crate::servers::{Kind, Launch, Running};
+use crate::wsclient::Client;
+
+/// Wait before the baseline reading: wspush's default ping interval plus 2 s.
+const WARM_UP: Duration = Duration::from_secs(12);
 
 /// The soak's parameters.
 #[derive(Args, Clone, Debug, Serialize)]
@@ -197,7 +200,11 @@ async fn soak<'a>(pool: &Pool, server: &Running, args: &'a SoakArgs, source_ips:
         ));
     }
     let steady_connected = load::wait_subscribers(server, args.steady as u64, Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The baseline is the steady state: every steady client has been pinged
+    // and has answered once (wspush pings each client every 10 s, spread over
+    // the interval), since a connection's first pong allocates in tungstenite
+    // (its read buffer becomes shared), and that is not churn.
+    tokio::time::sleep(WARM_UP).await;
     let baseline = procfs::sample(pid).unwrap_or_default();
     let baseline_rss = procfs::rss_breakdown(pid);
     let dump = |name: &str| {
@@ -232,18 +239,16 @@ async fn soak<'a>(pool: &Pool, server: &Running, args: &'a SoakArgs, source_ips:
                 // Offset the source addresses from the steady clients' ports.
                 let src = load::source_ip(i + 1, source_ips);
                 tasks.push(pool.spawn(i, async move {
-                    match load::connect(ws_addr, src, None).await {
+                    match Client::connect(ws_addr, src, None).await {
                         Ok(mut ws) => {
                             ok.fetch_add(1, Relaxed);
                             let until = tokio::time::Instant::now() + Duration::from_secs_f64(hold);
-                            while let Ok(Some(Ok(_))) = tokio::time::timeout_at(until, ws.next()).await {}
+                            while let Ok(Ok(true)) = tokio::time::timeout_at(until, ws.skip()).await {}
                             if i % 2 == 0 {
                                 // A clean close: Close frame, wait for the server's reply.
-                                let _ = ws
-                                    .send(tokio_tungstenite::tungstenite::Message::Close(None))
-                                    .await;
+                                let _ = ws.close().await;
                                 let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                                    while let Some(Ok(_)) = ws.next().await {}
+                                    while let Ok(true) = ws.skip().await {}
                                 })
                                 .await;
                             }
@@ -290,8 +295,9 @@ async fn soak<'a>(pool: &Pool, server: &Running, args: &'a SoakArgs, source_ips:
             break;
         }
     }
-    // One more second for memory to be returned, then the final reading.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // wspush returns freed heap once a second without disconnects has passed
+    // (its ping thread checks every second): wait for that, then the final reading.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     after = procfs::sample(pid).unwrap_or(after);
     let after_rss = procfs::rss_breakdown(pid);
     dump("smaps.after");

@@ -76,13 +76,9 @@ impl Fanout {
     /// registry lock and on this thread; returns how many clients took them
     /// all. Clients dropped as slow meanwhile are logged once the lock is released.
     pub fn offer_each(&self, frames: &[&EncodedFrame], pick: impl Fn(&Client) -> bool) -> usize {
-        let offered = self.registry.with_all(|clients| {
-            let mut offered = Offered::default();
-            for client in clients.iter().filter(|c| pick(c)) {
-                self.offer_frames(client, frames, &mut offered);
-            }
-            offered
-        });
+        let offered = self
+            .registry
+            .with_all(|clients| self.offer_part(clients, frames, &pick));
         self.settle(offered)
     }
 
@@ -91,13 +87,7 @@ impl Fanout {
     /// limits) is offered on this thread instead.
     fn offer_sharded(&self, clients: &[&Arc<Client>], frames: &[&EncodedFrame]) -> Offered {
         let shards = self.threads.min(clients.len() / MIN_SHARD_CLIENTS).max(1);
-        let offer_all = |part: &[&Arc<Client>]| {
-            let mut offered = Offered::default();
-            for client in part {
-                self.offer_frames(client, frames, &mut offered);
-            }
-            offered
-        };
+        let offer_all = |part: &[&Arc<Client>]| self.offer_part(part, frames, &|_: &Client| true);
         if shards == 1 {
             return offer_all(clients);
         }
@@ -130,16 +120,29 @@ impl Fanout {
         })
     }
 
-    /// Offers `frames` in order to one client, stopping at the first refusal.
-    fn offer_frames(&self, client: &Arc<Client>, frames: &[&EncodedFrame], offered: &mut Offered) {
-        for frame in frames {
-            match self.deliver(client, frame) {
-                Delivery::Taken => {}
-                Delivery::DroppedSlow => return offered.dropped.push(Arc::clone(client)),
-                Delivery::Refused => return,
+    /// Offers `frames` in order to each client of `part` that `pick` selects,
+    /// stopping at a client's first refusal.
+    fn offer_part(
+        &self,
+        part: &[&Arc<Client>],
+        frames: &[&EncodedFrame],
+        pick: &impl Fn(&Client) -> bool,
+    ) -> Offered {
+        let mut offered = Offered::default();
+        'clients: for client in part.iter().filter(|c| pick(c)) {
+            for frame in frames {
+                match self.deliver(client, frame) {
+                    Delivery::Taken => {}
+                    Delivery::DroppedSlow => {
+                        offered.dropped.push(Arc::clone(client));
+                        continue 'clients;
+                    }
+                    Delivery::Refused => continue 'clients,
+                }
             }
+            offered.taken += 1;
         }
-        offered.taken += 1;
+        offered
     }
 
     /// Logs the clients dropped during an offer (outside the lock); returns how many took it.

@@ -44,7 +44,10 @@ fn unfinished_handshakes_are_dropped() {
             data.is_empty(),
             "{name}: nothing is sent before closing: {data:?}"
         );
-        assert_eq!(ending, Ending::Eof, "{name}: closed by the server");
+        // The trickle's writer may send one more byte after the server
+        // closed, and the kernel answers it with a reset: closed all the same.
+        let closed = ending == Ending::Eof || (name == "trickle" && ending == Ending::Reset);
+        assert!(closed, "{name}: closed by the server, got {ending:?}");
     }
     let waited = started.elapsed();
     writer.join().unwrap();

@@ -1,55 +1,57 @@
 //! Keeping memory small per connection and giving it back once connections
 //! have come and gone.
 //!
-//! Two glibc caches suit a few long-lived threads, not one thread per
+//! glibc's caches suit a few long-lived threads, not one thread per
 //! connection: each thread's cache of freed blocks (tcache) stays with every
-//! idle reader (about 3 KiB each), and the stacks of exited threads are kept
-//! for reuse with their resident pages. Both can only be turned off when the
-//! process starts (`GLIBC_TUNABLES`), so the `wspush` command executes itself
-//! once more with them set (`run_with_glibc_tunables`). Freed heap also stays
-//! inside glibc's arenas: the ping thread calls `HeapTrimmer::tick` about once
+//! idle reader (about 3 KiB each), the stacks of exited threads are kept for
+//! reuse with their resident pages, and with an arena per few threads the
+//! blocks of connections that stay end up scattered among those of
+//! connections that come and go. These can only be set when the process
+//! starts (`GLIBC_TUNABLES`), so the `wspush` command executes itself once
+//! more with them set (`run_with_glibc_tunables`). Freed heap also stays
+//! inside glibc's arena: the ping thread calls `HeapTrimmer::tick` about once
 //! a second, and after a burst of disconnects the free pages go back to the
 //! kernel. The before/after figures are in BENCHMARKS.md.
 
 use std::time::{Duration, Instant};
 
 /// The glibc settings `wspush` runs with: no thread-stack cache, no tcache,
-/// and one malloc arena (with one arena per few threads, the blocks of the
-/// connections that stay end up scattered among those that come and go, and
-/// the pages they pin cannot be returned).
+/// one malloc arena.
 pub const GLIBC_TUNABLES: &str =
     "glibc.pthread.stack_cache_size=0:glibc.malloc.tcache_count=0:glibc.malloc.arena_max=1";
 
-/// Executes this program again (once: it marks the environment), same arguments, with them added in front of any the user
-/// set (so the user's own values still win). Returns only when nothing was
-/// done (`Ok`) or the exec failed (`Err`; the caller goes on without them).
-/// Call it first thing in `main`, before any thread starts.
+/// Executes this program again, same arguments, with `GLIBC_TUNABLES` put in
+/// front of any the user set (so the user's own values still win), and a
+/// marker so that the new image does not do it again. Returns only when
+/// nothing was done (`Ok`) or the exec failed (`Err`; the caller goes on
+/// without them). Call it first thing in `main`, before any thread starts.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn run_with_glibc_tunables() -> std::io::Result<()> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use std::os::unix::process::CommandExt;
-        // Set on the one re-execution, so that it can never loop.
-        const DONE: &str = "WSPUSH_GLIBC_TUNABLES_SET";
-        if std::env::var_os(DONE).is_some() {
-            return Ok(());
-        }
-        let current = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
-        let mut value = std::ffi::OsString::from(GLIBC_TUNABLES);
-        if !current.is_empty() {
-            value.push(":");
-            value.push(&current);
-        }
-        let exe = std::env::current_exe()?;
-        let mut args = std::env::args_os();
-        let argv0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
-        return Err(std::process::Command::new(&exe)
-            .arg0(argv0)
-            .args(args)
-            .env("GLIBC_TUNABLES", value)
-            .env(DONE, "1")
-            .exec());
+    use std::os::unix::process::CommandExt;
+    const DONE: &str = "WSPUSH_GLIBC_TUNABLES_SET";
+    if std::env::var_os(DONE).is_some() {
+        return Ok(());
     }
-    #[allow(unreachable_code)]
+    let current = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
+    let mut value = std::ffi::OsString::from(GLIBC_TUNABLES);
+    if !current.is_empty() {
+        value.push(":");
+        value.push(&current);
+    }
+    let exe = std::env::current_exe()?;
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    Err(std::process::Command::new(&exe)
+        .arg0(argv0)
+        .args(args)
+        .env("GLIBC_TUNABLES", value)
+        .env(DONE, "1")
+        .exec())
+}
+
+/// Not glibc: nothing to set.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn run_with_glibc_tunables() -> std::io::Result<()> {
     Ok(())
 }
 

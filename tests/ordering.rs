@@ -1,5 +1,5 @@
 //! Concurrent publishers: 4 threads × 200 `/sendall` calls reach 20 clients, and every client sees the same sequence of all 800 messages.
-//! The same with 2,100 clients, enough for each broadcast to be split over fan-out threads.
+//! The same with 3,100 clients, enough for each broadcast to be split over fan-out threads.
 
 mod support;
 

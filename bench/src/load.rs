@@ -123,7 +123,7 @@ pub struct ServerFigures {
 /// What one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
-    /// The server.
+    /// The server (the caller names a setup over several nodes, e.g. `2×wspush+redis`).
     pub server: String,
     /// The run's parameters.
     pub spec: Spec,
@@ -772,16 +772,7 @@ pub async fn run(pool: &Pool, servers: &[&Running], others: &[(String, u32)], sp
         })
         .collect();
     Outcome {
-        server: if servers.len() > 1 {
-            let mut name = format!("{}×{}", servers.len(), server.kind.name());
-            for (other, _) in others {
-                name.push('+');
-                name.push_str(other);
-            }
-            name
-        } else {
-            server.kind.name().to_owned()
-        },
+        server: server.kind.name().to_owned(),
         spec: spec.clone(),
         connect_secs,
         connect_failures,

@@ -314,8 +314,10 @@ fn run_cluster(
         }
         Ok(())
     });
-    let outcome = ready.map(|()| {
-        rt.block_on(load::run(
+    let outcome = ready.map(|()| Outcome {
+        // The name the suite's summaries look for.
+        server: CLUSTER_NAME.to_owned(),
+        ..rt.block_on(load::run(
             pool,
             &[&a, &b],
             &[("redis".to_owned(), redis.pid())],

@@ -1,0 +1,288 @@
+//! The frames of a client connection: parsing the server's (unmasked)
+//! frames out of a buffer zero-filled once and reused ([`Frames`]), and
+//! queueing the client's (masked) control frames.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+
+use super::next_random;
+use crate::pool::Step;
+
+/// Initial read buffer per connection (grows for a larger frame).
+const READ_BUFFER: usize = 4096;
+/// Free space below which the buffer grows before a read.
+const MIN_FREE: usize = 1024;
+/// The largest frame or message accepted (tungstenite's default message limit).
+const MAX_MESSAGE: usize = 64 << 20;
+
+pub(super) const OP_CONTINUATION: u8 = 0x0;
+pub(super) const OP_TEXT: u8 = 0x1;
+pub(super) const OP_BINARY: u8 = 0x2;
+pub(super) const OP_CLOSE: u8 = 0x8;
+pub(super) const OP_PING: u8 = 0x9;
+pub(super) const OP_PONG: u8 = 0xA;
+
+/// A frame header, as the server sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Header {
+    fin: bool,
+    opcode: u8,
+    /// Bytes of the header itself (2, 4 or 10).
+    header_len: usize,
+    payload_len: usize,
+}
+
+/// Parses the frame header at the start of `b`: `Ok(None)` until it is complete.
+fn parse_header(b: &[u8]) -> Result<Option<Header>, String> {
+    let [b0, b1, rest @ ..] = b else {
+        return Ok(None);
+    };
+    if b0 & 0x70 != 0 {
+        return Err("reserved bits set".into());
+    }
+    if b1 & 0x80 != 0 {
+        return Err("masked frame from the server".into());
+    }
+    let (payload_len, header_len) = match b1 & 0x7f {
+        126 => match rest {
+            [a, b, ..] => (u64::from(u16::from_be_bytes([*a, *b])), 4),
+            _ => return Ok(None),
+        },
+        127 => match rest.get(..8) {
+            Some(l) => {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(l);
+                (u64::from_be_bytes(a), 10)
+            }
+            None => return Ok(None),
+        },
+        n => (u64::from(n), 2),
+    };
+    let fin = b0 & 0x80 != 0;
+    let opcode = b0 & 0x0f;
+    match opcode {
+        OP_CONTINUATION | OP_TEXT | OP_BINARY => {}
+        OP_CLOSE | OP_PING | OP_PONG => {
+            if !fin || payload_len > 125 {
+                return Err(format!(
+                    "bad control frame (opcode {opcode}, {payload_len} bytes)"
+                ));
+            }
+        }
+        _ => return Err(format!("unknown opcode {opcode}")),
+    }
+    if payload_len > MAX_MESSAGE as u64 {
+        return Err(format!("frame of {payload_len} bytes"));
+    }
+    Ok(Some(Header {
+        fin,
+        opcode,
+        header_len,
+        payload_len: payload_len as usize,
+    }))
+}
+
+/// A client frame (masked) with `opcode` and `payload` (at most 125 bytes: control frames only).
+fn write_control(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
+    debug_assert!(payload.len() <= 125);
+    out.push(0x80 | opcode);
+    out.push(0x80 | payload.len() as u8);
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+}
+
+/// A connection's receive buffer and frame state, apart from the socket.
+pub struct Frames {
+    /// Zero-filled once; bytes `start..end` are received and not yet consumed.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The whole frame the buffer must hold next, once its header is known.
+    need: usize,
+    /// A fragmented message being reassembled (the servers send whole messages).
+    fragments: Option<Vec<u8>>,
+    /// Control frames waiting to be written (pongs, the Close reply).
+    out: Vec<u8>,
+    close_sent: bool,
+    random: u64,
+}
+
+impl Frames {
+    pub(super) fn new(random: u64) -> Frames {
+        Frames {
+            buf: vec![0; READ_BUFFER],
+            start: 0,
+            end: 0,
+            need: 0,
+            fragments: None,
+            out: Vec::new(),
+            close_sent: false,
+            random,
+        }
+    }
+
+    /// Free space to read into (at least `MIN_FREE` bytes, and room for the next frame).
+    pub(super) fn spare(&mut self) -> &mut [u8] {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < MIN_FREE || self.buf.len() < self.need {
+            let len = (self.buf.len() * 2).max(self.need).max(self.end + MIN_FREE);
+            self.buf.resize(len, 0);
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// `n` bytes were read into [`Frames::spare`].
+    pub(super) fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.buf.len());
+    }
+
+    /// Bytes received and not yet handled.
+    pub(super) fn received(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// The first `n` bytes received were handled apart (the handshake response).
+    pub(super) fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+
+    /// Queues bytes to write as they are (the upgrade request).
+    pub(super) fn queue(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// What waits to be written.
+    pub(super) fn queued(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// The first `n` bytes queued were written.
+    pub(super) fn written(&mut self, n: usize) {
+        self.out.drain(..n);
+    }
+
+    fn mask(&mut self) -> [u8; 4] {
+        (next_random(&mut self.random) as u32).to_ne_bytes()
+    }
+
+    /// Handles every complete frame received: each message goes to
+    /// `on_message`, pings are answered (queued in `out`). `Ok(false)` once
+    /// the server sent Close (its reply queued unless we sent ours first).
+    pub(super) fn process(&mut self, mut on_message: impl FnMut(&[u8])) -> Result<bool, String> {
+        loop {
+            let Some(h) = parse_header(self.received())? else {
+                self.need = 0;
+                return Ok(true);
+            };
+            let frame_len = h.header_len + h.payload_len;
+            if self.end - self.start < frame_len {
+                self.need = frame_len;
+                return Ok(true);
+            }
+            let payload = self.start + h.header_len..self.start + frame_len;
+            self.start += frame_len;
+            match (h.opcode, &mut self.fragments) {
+                (OP_TEXT | OP_BINARY, None) if h.fin => on_message(&self.buf[payload]),
+                (OP_TEXT | OP_BINARY, None) => self.fragments = Some(self.buf[payload].to_vec()),
+                (OP_TEXT | OP_BINARY, Some(_)) => return Err("new message inside a fragmented one".into()),
+                (OP_CONTINUATION, Some(message)) => {
+                    if message.len() + h.payload_len > MAX_MESSAGE {
+                        return Err("message too long".into());
+                    }
+                    message.extend_from_slice(&self.buf[payload]);
+                    if h.fin {
+                        if let Some(message) = self.fragments.take() {
+                            on_message(&message);
+                        }
+                    }
+                }
+                (OP_CONTINUATION, None) => return Err("continuation without a message".into()),
+                (OP_PING, _) => {
+                    let mask = self.mask();
+                    write_control(&mut self.out, OP_PONG, &self.buf[payload], mask);
+                }
+                (OP_CLOSE, _) => {
+                    if !self.close_sent {
+                        // Echo the status code, as tungstenite does.
+                        let mask = self.mask();
+                        let code = if h.payload_len >= 2 {
+                            &self.buf[payload][..2]
+                        } else {
+                            &[][..]
+                        };
+                        write_control(&mut self.out, OP_CLOSE, code, mask);
+                        self.close_sent = true;
+                    }
+                    return Ok(false);
+                }
+                _ => {} // Pong
+            }
+        }
+    }
+
+    /// Reads once from `sock` (non-blocking) and handles the frames received (see
+    /// [`Frames::process`]), writing any reply at once as far as the socket takes it.
+    pub(crate) fn read_from(&mut self, sock: &TcpStream, on_message: impl FnMut(&[u8])) -> Step {
+        let spare = self.spare();
+        let free = spare.len();
+        let (n, eof) = match (&*sock).read(spare) {
+            Ok(0) => (0, true),
+            Ok(n) => (n, false),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => (0, false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Step::More,
+            Err(_) => return Step::Closed,
+        };
+        self.filled(n);
+        let open = self.process(on_message);
+        if !self.out.is_empty() && self.write_to(sock).is_err() {
+            return Step::Closed;
+        }
+        match open {
+            Ok(true) if eof => Step::Closed,
+            Ok(true) if n == free => Step::More,
+            Ok(true) => Step::Drained,
+            _ => Step::Closed,
+        }
+    }
+
+    /// Writes what is queued as far as `sock` takes it without blocking (the
+    /// rest when it is writable again).
+    pub(crate) fn write_to(&mut self, sock: &TcpStream) -> io::Result<()> {
+        while !self.out.is_empty() {
+            match (&*sock).write(&self.out) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether frames wait to be written.
+    pub(crate) fn must_write(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Queues a Close frame without a status (as tungstenite's `Message::Close(None)`).
+    pub(super) fn queue_close(&mut self) {
+        if !self.close_sent {
+            let mask = self.mask();
+            write_control(&mut self.out, OP_CLOSE, &[], mask);
+            self.close_sent = true;
+        }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests;

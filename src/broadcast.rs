@@ -1,9 +1,9 @@
 //! Fan-out: one encoded frame offered to every client, or to one.
 //!
 //! The frame is encoded once by the caller and shared; each offer is a
-//! non-blocking write or a queue push (see `client::outbox`). A client whose
-//! queue is full is dropped here as a slow consumer, so it never holds up the
-//! others.
+//! non-blocking write or a queue push (see `client::outbox`). A client that is
+//! not keeping up is dropped by its outbox as a slow consumer, so it never
+//! holds up the others.
 //!
 //! A broadcast to many clients is split into shards offered by parallel
 //! threads (`--fanout-threads`): on loopback and on a busy NIC most of a
@@ -15,10 +15,8 @@
 use std::sync::Arc;
 use std::thread;
 
-use tungstenite::protocol::frame::coding::CloseCode;
-
-use crate::client::{Client, ClientId, Offer};
-use crate::frame::{self, EncodedFrame};
+use crate::client::{Client, ClientId};
+use crate::frame::EncodedFrame;
 use crate::registry::Registry;
 use crate::stats::Stats;
 
@@ -34,16 +32,8 @@ const SHARD_STACK: usize = 128 * 1024;
 pub struct Fanout {
     registry: Arc<Registry>,
     stats: Arc<Stats>,
-    slow_close: EncodedFrame,
     /// Threads a large broadcast is split over, the caller's included.
     threads: usize,
-}
-
-/// What offering to some of the clients came to.
-#[derive(Default)]
-struct Offered {
-    taken: usize,
-    dropped: Vec<Arc<Client>>,
 }
 
 impl Fanout {
@@ -53,7 +43,6 @@ impl Fanout {
         Fanout {
             registry,
             stats,
-            slow_close: frame::close(CloseCode::Policy, "slow consumer"),
             threads: threads.max(1),
         }
     }
@@ -63,10 +52,9 @@ impl Fanout {
     /// All offers happen under one registry lock, so concurrent broadcasts
     /// reach every client in the same order.
     pub fn broadcast(&self, frame: &EncodedFrame) -> usize {
-        let offered = self
+        let taken = self
             .registry
             .with_all(|clients| self.offer_sharded(clients, &[frame]));
-        let taken = self.settle(offered);
         self.stats.broadcasts.inc();
         self.stats.deliveries_queued.inc_by(taken as u64);
         taken
@@ -74,18 +62,16 @@ impl Fanout {
 
     /// Offers `frames`, in order, to every client `pick` selects, under one
     /// registry lock and on this thread; returns how many clients took them
-    /// all. Clients dropped as slow meanwhile are logged once the lock is released.
+    /// all.
     pub fn offer_each(&self, frames: &[&EncodedFrame], pick: impl Fn(&Client) -> bool) -> usize {
-        let offered = self
-            .registry
-            .with_all(|clients| self.offer_part(clients, frames, &pick));
-        self.settle(offered)
+        self.registry
+            .with_all(|clients| self.offer_part(clients, frames, &pick))
     }
 
     /// Offers `frames` to all of `clients`, in shards on parallel threads when
     /// there are enough clients. A shard whose thread cannot start (thread
     /// limits) is offered on this thread instead.
-    fn offer_sharded(&self, clients: &[&Arc<Client>], frames: &[&EncodedFrame]) -> Offered {
+    fn offer_sharded(&self, clients: &[&Arc<Client>], frames: &[&EncodedFrame]) -> usize {
         let shards = self.threads.min(clients.len() / MIN_SHARD_CLIENTS).max(1);
         let offer_all = |part: &[&Arc<Client>]| self.offer_part(part, frames, &|_: &Client| true);
         if shards == 1 {
@@ -106,51 +92,30 @@ impl Fanout {
                 .collect();
             let mut total = offer_all(own);
             for (part, started) in helpers {
-                let offered = match started {
+                total += match started {
                     Ok(helper) => helper.join().unwrap_or_else(|_| {
                         log::error!("a fan-out shard thread panicked; its clients may miss this message");
-                        Offered::default()
+                        0
                     }),
                     Err(_) => offer_all(part),
                 };
-                total.taken += offered.taken;
-                total.dropped.extend(offered.dropped);
             }
             total
         })
     }
 
     /// Offers `frames` in order to each client of `part` that `pick` selects,
-    /// stopping at a client's first refusal.
+    /// stopping at a client's first refusal; returns how many took them all.
     fn offer_part(
         &self,
         part: &[&Arc<Client>],
         frames: &[&EncodedFrame],
         pick: &impl Fn(&Client) -> bool,
-    ) -> Offered {
-        let mut offered = Offered::default();
-        'clients: for client in part.iter().filter(|c| pick(c)) {
-            for frame in frames {
-                match self.deliver(client, frame) {
-                    Delivery::Taken => {}
-                    Delivery::DroppedSlow => {
-                        offered.dropped.push(Arc::clone(client));
-                        continue 'clients;
-                    }
-                    Delivery::Refused => continue 'clients,
-                }
-            }
-            offered.taken += 1;
-        }
-        offered
-    }
-
-    /// Logs the clients dropped during an offer (outside the lock); returns how many took it.
-    fn settle(&self, offered: Offered) -> usize {
-        for client in &offered.dropped {
-            log_slow(client);
-        }
-        offered.taken
+    ) -> usize {
+        part.iter()
+            .filter(|c| pick(c))
+            .filter(|client| frames.iter().all(|frame| self.offer(client, frame)))
+            .count()
     }
 
     /// Sends `frame` to one client; `None` if no such client is connected,
@@ -164,41 +129,9 @@ impl Fanout {
         Some(taken)
     }
 
-    /// Offers one frame to one client (not under the registry lock), dropping
-    /// the client if it is not keeping up.
-    pub fn offer(&self, client: &Arc<Client>, frame: &EncodedFrame) -> bool {
-        match self.deliver(client, frame) {
-            Delivery::Taken => true,
-            Delivery::DroppedSlow => {
-                log_slow(client);
-                false
-            }
-            Delivery::Refused => false,
-        }
+    /// Offers one frame to one client; never blocks, so it may run under the
+    /// registry lock. A client not keeping up is dropped by its outbox.
+    pub fn offer(&self, client: &Client, frame: &EncodedFrame) -> bool {
+        client.outbox.offer(Arc::clone(frame)).accepted()
     }
-
-    /// The offer itself; never blocks and never logs, so it may run under the lock.
-    fn deliver(&self, client: &Client, frame: &EncodedFrame) -> Delivery {
-        match client.outbox.offer(Arc::clone(frame)) {
-            Offer::Written | Offer::Queued => Delivery::Taken,
-            Offer::Full if client.mark_ended("slow consumer: queue full") => {
-                self.stats.slow_clients_dropped.inc();
-                client.outbox.abort(Some(Arc::clone(&self.slow_close)));
-                Delivery::DroppedSlow
-            }
-            Offer::Full | Offer::Closed | Offer::Failed => Delivery::Refused,
-        }
-    }
-}
-
-/// What one offer came to.
-enum Delivery {
-    Taken,
-    /// Not taken, and the client was dropped as slow by this very offer.
-    DroppedSlow,
-    Refused,
-}
-
-fn log_slow(client: &Client) {
-    log::warn!("{client} dropped: slow consumer (queue full)");
 }

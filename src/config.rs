@@ -50,6 +50,11 @@ pub struct Config {
     #[arg(long, env = "WSPUSH_QUEUE_LEN", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub queue_len: u32,
 
+    /// Bytes a client may have waiting (broadcasts and echoes together) before it is dropped
+    /// as a slow consumer; one message of any size is taken when nothing is waiting.
+    #[arg(long, env = "WSPUSH_QUEUE_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub queue_bytes: u64,
+
     /// Most clients at once [default: what the fd, thread and memory-map limits allow, minus a reserve].
     #[arg(long, env = "WSPUSH_MAX_CLIENTS")]
     pub max_clients: Option<usize>,

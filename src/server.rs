@@ -195,6 +195,7 @@ impl Server {
             publisher,
             outbox_config: Arc::new(OutboxConfig {
                 queue_len: config.queue_len as usize,
+                queue_bytes: usize::try_from(config.queue_bytes).unwrap_or(usize::MAX),
                 write_timeout: config.write_timeout,
                 spawner: spawner.clone(),
                 stats: Arc::clone(&stats),

@@ -21,7 +21,8 @@ pub struct Stats {
     pub deliveries_queued: Counter,
     /// Broadcasts split over more than one fan-out thread.
     pub sharded_broadcasts: Counter,
-    /// Clients disconnected because their queue was full.
+    /// Clients dropped as slow consumers (queue over `--queue-len` or
+    /// `--queue-bytes`, or a write blocked past `--write-timeout`).
     pub slow_clients_dropped: Counter,
     /// Clients disconnected because nothing arrived from them within the pong timeout.
     pub clients_reaped: Counter,
@@ -115,7 +116,7 @@ impl StatsSnapshot {
             ),
             (
                 "slow_clients_dropped",
-                "Clients dropped because their queue was full",
+                "Clients dropped for not keeping up",
                 self.slow_clients_dropped,
             ),
             (

@@ -1,114 +1,17 @@
 //! The built binary prints its listening line; on SIGTERM (or SIGINT) it sends Close 1001 "going away" to every client and exits 0, and a second signal during the shutdown exits at once. It also runs with its glibc settings (re-executed once with `GLIBC_TUNABLES`).
 
+#[path = "support/process.rs"]
+mod process;
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Instant;
-
-use support::{RawWs, WsClient, DEADLINE};
-
-/// The running binary, its addresses, and its stderr (the log) for failure messages.
-struct Process {
-    child: Child,
-    ws_url: String,
-    http_url: String,
-    log: thread::JoinHandle<String>,
-}
-
-fn spawn() -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wspush"))
-        .args([
-            "--ws-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--html-dir",
-        ])
-        .arg(support::html_dir())
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start wspush");
-    let mut stderr = child.stderr.take().unwrap();
-    let log = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let _ = tx.send(lines.next());
-        for _ in lines {} // keep draining
-    });
-    let line = rx
-        .recv_timeout(DEADLINE)
-        .expect("a line on stdout in time")
-        .expect("stdout open")
-        .expect("a line");
-    let rest = line
-        .strip_prefix("wspush listening ws=ws://")
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
-    let (ws, http) = rest
-        .split_once(" http=http://")
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
-    let ws_addr = ws
-        .strip_suffix("/echo")
-        .unwrap_or_else(|| panic!("no /echo in {line:?}"));
-    let http_addr = http
-        .strip_suffix('/')
-        .unwrap_or_else(|| panic!("no trailing / in {line:?}"));
-    for addr in [ws_addr, http_addr] {
-        let addr: std::net::SocketAddr = addr.parse().unwrap_or_else(|_| panic!("bad address in {line:?}"));
-        assert_ne!(addr.port(), 0, "the real port is printed: {line:?}");
-    }
-    Process {
-        child,
-        ws_url: format!("ws://{ws_addr}/echo"),
-        http_url: format!("http://{http_addr}"),
-        log,
-    }
-}
-
-impl Process {
-    fn signal(&self, sig: i32) {
-        let pid = i32::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on our own child's pid.
-        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill failed");
-    }
-
-    /// Waits for the process to exit; returns its status and log.
-    fn wait(mut self) -> (ExitStatus, String) {
-        let deadline = Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "wspush did not exit in time; log:\n{}",
-                    self.log.join().unwrap_or_default()
-                );
-            }
-            thread::sleep(std::time::Duration::from_millis(10));
-        };
-        (status, self.log.join().unwrap_or_default())
-    }
-}
+use process::spawn;
+use support::{RawWs, WsClient};
 
 /// The binary runs with its glibc settings: it executed itself once with
 /// `GLIBC_TUNABLES` set (same pid, see `wspush::memory`), then served.
 #[test]
 fn the_binary_runs_with_its_glibc_settings() {
-    let process = spawn();
+    let process = spawn(&[]);
     let environ = std::fs::read(format!("/proc/{}/environ", process.child.id())).expect("environ");
     let vars: Vec<String> = environ
         .split(|b| *b == 0)
@@ -131,7 +34,7 @@ fn the_binary_runs_with_its_glibc_settings() {
 
 #[test]
 fn sigterm_closes_clients_with_1001_and_exits_0() {
-    let process = spawn();
+    let process = spawn(&[]);
     let mut a = WsClient::connect(&process.ws_url);
     let mut b = WsClient::connect(&process.ws_url);
     support::wait_until("2 clients registered", || {
@@ -162,7 +65,7 @@ fn sigterm_closes_clients_with_1001_and_exits_0() {
 
 #[test]
 fn sigint_with_no_clients_exits_0() {
-    let process = spawn();
+    let process = spawn(&[]);
     process.signal(libc::SIGINT);
     let (status, log) = process.wait();
     assert_eq!(status.code(), Some(0), "exit status {status}; log:\n{log}");
@@ -170,13 +73,8 @@ fn sigint_with_no_clients_exits_0() {
 
 #[test]
 fn a_second_signal_exits_at_once() {
-    let process = spawn();
-    let addr = process
-        .ws_url
-        .trim_start_matches("ws://")
-        .trim_end_matches("/echo")
-        .parse()
-        .unwrap();
+    let process = spawn(&[]);
+    let addr = process.ws;
     // Reads the Close but never answers it: shutdown waits for it.
     let mut stubborn = RawWs::connect(addr);
     process.signal(libc::SIGTERM);

@@ -74,8 +74,12 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, shared: Arc<Shared>)
     }
     client.outbox.kill();
     drop(slot);
-    let reason = client.ended_reason().map_or(ending, str::to_owned);
-    log::info!("{client} disconnected: {reason}");
+    match client.ended_reason() {
+        // The one line of a slow-consumer drop, whichever bound it passed.
+        Some(reason) if client.outbox.dropped_slow() => log::warn!("{client} dropped: {reason}"),
+        Some(reason) => log::info!("{client} disconnected: {reason}"),
+        None => log::info!("{client} disconnected: {ending}"),
+    }
 }
 
 fn prepare_socket(stream: &TcpStream, shared: &Shared) -> io::Result<()> {

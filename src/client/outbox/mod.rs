@@ -5,24 +5,39 @@
 //! thread wake-up, and it is what happens for every client that keeps up. Only
 //! when the socket cannot take the frame at once does it go to the client's
 //! bounded queue, and a writer thread is started to drain that backlog with
-//! blocking, time-limited writes; it ends when the backlog is gone.
+//! blocking, time-limited writes; it ends when the backlog is gone (`backlog`).
 //!
 //! Order is exact because of two rules: a direct write happens only under the
 //! write lock (taken with `try_lock`, so the caller never waits) and only when
 //! `pending` is zero, and `pending` counts a frame from before it is queued
 //! until it has been written, so a frame the writer has dequeued but not yet
 //! written still blocks the direct path.
+//!
+//! The backlog is bounded twice, in frames (`--queue-len`) and in bytes
+//! (`--queue-bytes`), and this is the one place that drops a client as a slow
+//! consumer: over either bound, or when a blocking write stalls past
+//! `--write-timeout` (`Outbox::drop_slow`).
 
-use std::io::{self, Write};
+mod backlog;
+mod socket;
+
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use socket2::SockRef;
+use parking_lot::{Mutex, MutexGuard};
+use tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::frame::EncodedFrame;
+pub use self::socket::Socket;
+use crate::frame::{self, EncodedFrame};
 use crate::stats::Stats;
 use crate::threads::ThreadSpawner;
 
@@ -33,7 +48,7 @@ pub enum Offer {
     Written,
     /// Queued behind earlier frames; a writer thread delivers it.
     Queued,
-    /// The queue is full: the client is not keeping up.
+    /// Over the queue's bounds: the client was dropped as a slow consumer.
     Full,
     /// The client is closing or gone; the frame was discarded.
     Closed,
@@ -45,6 +60,27 @@ impl Offer {
     /// Whether the frame is on its way to the client.
     pub fn accepted(self) -> bool {
         matches!(self, Offer::Written | Offer::Queued)
+    }
+}
+
+/// Why a client is dropped as a slow consumer; shown in its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slow {
+    /// More frames waiting than `--queue-len` (the limit).
+    Frames(usize),
+    /// More bytes waiting than `--queue-bytes` (the limit).
+    Bytes(usize),
+    /// One blocking write stalled for `--write-timeout`.
+    Stalled(Duration),
+}
+
+impl fmt::Display for Slow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Slow::Frames(limit) => write!(f, "queue over {limit} frames"),
+            Slow::Bytes(limit) => write!(f, "queue over {limit} bytes"),
+            Slow::Stalled(timeout) => write!(f, "a write blocked for {:.1} s", timeout.as_secs_f64()),
+        }
     }
 }
 
@@ -62,7 +98,9 @@ struct Outgoing {
 
 #[derive(Default)]
 struct WriteState {
-    /// The unwritten rest of a frame a direct write could only partly send.
+    /// The oldest pending frame and how much of it is written, when a write
+    /// could only send part of it (or none: then the socket is still at a
+    /// frame boundary).
     partial: Option<(Outgoing, usize)>,
 }
 
@@ -71,46 +109,56 @@ struct WriteState {
 pub struct OutboxConfig {
     /// Frames a client may have waiting before it is dropped as slow.
     pub queue_len: usize,
+    /// Bytes a client may have waiting before it is dropped as slow; one
+    /// frame of any size is taken when nothing is waiting.
+    pub queue_bytes: usize,
     /// How long one blocking write may stall before the client is dropped.
     pub write_timeout: Duration,
     /// Starts the backlog writer threads.
     pub spawner: ThreadSpawner,
-    /// Where a client dropped for a stalled write is counted.
+    /// Where a client dropped as slow is counted.
     pub stats: Arc<Stats>,
 }
 
-/// The single writer of one client's socket.
-pub struct Outbox {
-    stream: Arc<TcpStream>,
+/// The single writer of one client's socket (a `TcpStream` unless a test says otherwise).
+pub struct Outbox<S = TcpStream> {
+    socket: Arc<S>,
     write: Mutex<WriteState>,
+    /// Frames accepted but not yet written, the partial one included.
     pending: AtomicUsize,
+    /// Their bytes not yet written.
+    pending_bytes: AtomicUsize,
     tx: Sender<Outgoing>,
     rx: Receiver<Outgoing>,
     writer_running: AtomicBool,
     phase: AtomicU8,
+    /// Set with `ended` when the reason is a slow consumer.
+    dropped_slow: AtomicBool,
     config: Arc<OutboxConfig>,
-    label: String,
+    label: Box<str>,
     /// Why the server ended this connection, when it did (slow, reaped, shutdown).
-    ended: OnceLock<String>,
+    ended: OnceLock<Box<str>>,
 }
 
-impl Outbox {
-    /// An outbox writing to `stream`; `label` names the client in thread names.
-    pub fn new(stream: Arc<TcpStream>, config: Arc<OutboxConfig>, label: String) -> Outbox {
+impl<S: Socket> Outbox<S> {
+    /// An outbox writing to `socket`; `label` names the client in thread names.
+    pub fn new(socket: Arc<S>, config: Arc<OutboxConfig>, label: String) -> Outbox<S> {
         // Unbounded in type, bounded by `pending`: a bounded crossbeam channel
         // allocates all its slots up front (32 KiB per client at 1024), while
         // this one allocates a block only while there is a backlog.
         let (tx, rx) = crossbeam_channel::unbounded();
         Outbox {
-            stream,
+            socket,
             write: Mutex::new(WriteState::default()),
             pending: AtomicUsize::new(0),
+            pending_bytes: AtomicUsize::new(0),
             tx,
             rx,
             writer_running: AtomicBool::new(false),
             phase: AtomicU8::new(OPEN),
+            dropped_slow: AtomicBool::new(false),
             config,
-            label,
+            label: label.into(),
             ended: OnceLock::new(),
         }
     }
@@ -120,14 +168,24 @@ impl Outbox {
         self.pending.load(SeqCst)
     }
 
+    /// Bytes of those frames not yet written.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes.load(SeqCst)
+    }
+
     /// Records why the server is ending this connection; true the first time only.
     pub fn mark_ended(&self, reason: impl Into<String>) -> bool {
-        self.ended.set(reason.into()).is_ok()
+        self.ended.set(reason.into().into()).is_ok()
     }
 
     /// Why the server ended this connection, if it did.
     pub fn ended_reason(&self) -> Option<&str> {
-        self.ended.get().map(String::as_str)
+        self.ended.get().map(|reason| &**reason)
+    }
+
+    /// Whether the connection was ended by `drop_slow`.
+    pub fn dropped_slow(&self) -> bool {
+        self.dropped_slow.load(SeqCst)
     }
 
     /// Whether a Close has been offered or the socket has failed.
@@ -135,15 +193,22 @@ impl Outbox {
         self.phase.load(SeqCst) != OPEN
     }
 
-    /// Sends `frame` to the client without ever blocking the caller.
+    /// Sends `frame` to the client without ever blocking the caller. Over the
+    /// queue's bounds the client is dropped as slow and `Full` returned.
     pub fn offer(self: &Arc<Self>, frame: EncodedFrame) -> Offer {
         if self.phase.load(SeqCst) != OPEN {
             return Offer::Closed;
         }
-        self.push(Outgoing {
+        match self.push(Outgoing {
             bytes: frame,
             last: false,
-        })
+        }) {
+            Ok(offer) => offer,
+            Err(why) => {
+                self.drop_slow(why);
+                Offer::Full
+            }
+        }
     }
 
     /// Sends `close` as the last frame, then shuts the write side down.
@@ -156,22 +221,39 @@ impl Outbox {
         {
             return false;
         }
-        let offer = self.push(Outgoing {
-            bytes: close,
-            last: true,
-        });
-        if !offer.accepted() {
+        let accepted = self
+            .push(Outgoing {
+                bytes: close,
+                last: true,
+            })
+            .is_ok_and(Offer::accepted);
+        if !accepted {
             self.kill();
         }
-        offer.accepted()
+        accepted
+    }
+
+    /// Drops the client as a slow consumer, for `why`: the one place that
+    /// does (counted in `slow_clients_dropped`, the reason kept for the
+    /// connection's log line, Close 1008 sent if the socket can take it).
+    /// False if the server had already ended the connection for another reason.
+    pub fn drop_slow(&self, why: Slow) -> bool {
+        let first = self.mark_ended(format!("slow consumer ({why})"));
+        if first {
+            self.dropped_slow.store(true, SeqCst);
+            self.config.stats.slow_clients_dropped.inc();
+        }
+        self.abort(Some(frame::close(CloseCode::Policy, "slow consumer")));
+        first
     }
 
     /// Ends the connection now: a `close` frame is sent first only if the
     /// socket is at a frame boundary and can take it without blocking.
     pub fn abort(&self, close: Option<EncodedFrame>) {
-        if let (Some(close), Ok(state)) = (close, self.write.try_lock()) {
-            if state.partial.is_none() && self.phase.load(SeqCst) != FINISHED {
-                let _ = send_nonblocking(&self.stream, &close);
+        if let (Some(close), Some(state)) = (close, self.write.try_lock()) {
+            let at_boundary = state.partial.as_ref().is_none_or(|(_, written)| *written == 0);
+            if at_boundary && self.phase.load(SeqCst) != FINISHED {
+                let _ = self.socket.send_now(&close);
             }
         }
         self.kill();
@@ -180,33 +262,20 @@ impl Outbox {
     /// Marks the socket dead and shuts it down, which also wakes its reader.
     pub fn kill(&self) {
         self.phase.store(FINISHED, SeqCst);
-        let _ = self.stream.shutdown(Shutdown::Both);
+        self.socket.shutdown(Shutdown::Both);
     }
 
-    fn lock(&self) -> MutexGuard<'_, WriteState> {
-        self.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn push(self: &Arc<Self>, item: Outgoing) -> Offer {
+    /// A direct write when nothing is pending and the lock is free, else the
+    /// queue; `Err` when the queue is over a bound.
+    fn push(self: &Arc<Self>, item: Outgoing) -> Result<Offer, Slow> {
         if self.pending.load(SeqCst) == 0 {
-            if let Ok(state) = self.write.try_lock() {
+            if let Some(state) = self.write.try_lock() {
                 if self.pending.load(SeqCst) == 0 {
-                    return self.write_direct(state, item);
+                    return Ok(self.write_direct(state, item));
                 }
             }
         }
-        if self.pending.fetch_add(1, SeqCst) >= self.config.queue_len {
-            self.pending.fetch_sub(1, SeqCst);
-            return Offer::Full;
-        }
-        match self.tx.send(item) {
-            Ok(()) => self.ensure_writer(),
-            // Cannot happen while `self` holds the receiver.
-            Err(_) => {
-                self.pending.fetch_sub(1, SeqCst);
-                Offer::Failed
-            }
-        }
+        self.enqueue(item)
     }
 
     /// The fast path: called with the write lock held and nothing pending.
@@ -214,9 +283,9 @@ impl Outbox {
         if self.phase.load(SeqCst) == FINISHED {
             return Offer::Closed;
         }
-        let written = match send_nonblocking(&self.stream, &item.bytes) {
+        let written = match self.socket.send_now(&item.bytes) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
             Err(_) => {
                 drop(state);
                 self.kill();
@@ -231,109 +300,15 @@ impl Outbox {
         }
         // The socket buffer is full: the rest goes first when the writer runs.
         self.pending.fetch_add(1, SeqCst);
+        self.pending_bytes.fetch_add(item.bytes.len() - written, SeqCst);
         state.partial = Some((item, written));
         drop(state);
         self.ensure_writer()
     }
 
-    fn ensure_writer(self: &Arc<Self>) -> Offer {
-        if self
-            .writer_running
-            .compare_exchange(false, true, SeqCst, SeqCst)
-            .is_err()
-        {
-            return Offer::Queued;
-        }
-        let me = Arc::clone(self);
-        let name = format!("writer-{}", self.label);
-        match self.config.spawner.spawn_writer(name, move || me.drain()) {
-            Ok(()) => Offer::Queued,
-            Err(_) => {
-                self.writer_running.store(false, SeqCst);
-                self.kill();
-                Offer::Failed
-            }
-        }
-    }
-
-    /// The writer thread: drains the backlog, then ends.
-    fn drain(&self) {
-        loop {
-            match self.write_next() {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(e) => {
-                    self.write_failed(&e);
-                    self.writer_running.store(false, SeqCst);
-                    self.kill();
-                    return;
-                }
-            }
-            // Nothing left: stand down, unless a frame was counted meanwhile and
-            // its sender saw this writer still running (and so started none).
-            self.writer_running.store(false, SeqCst);
-            if self.pending.load(SeqCst) == 0
-                || self
-                    .writer_running
-                    .compare_exchange(false, true, SeqCst, SeqCst)
-                    .is_err()
-            {
-                return;
-            }
-            std::thread::yield_now();
-        }
-    }
-
-    /// Writes the next backlogged frame; false when there is none.
-    fn write_next(&self) -> io::Result<bool> {
-        let mut state = self.lock();
-        let (item, offset) = match state.partial.take() {
-            Some(partial) => partial,
-            None => match self.rx.try_recv() {
-                Ok(item) => (item, 0),
-                Err(_) => return Ok(false),
-            },
-        };
-        if self.phase.load(SeqCst) != FINISHED {
-            (&*self.stream).write_all(&item.bytes[offset..])?;
-            if item.last {
-                self.finish();
-            }
-        }
-        self.pending.fetch_sub(1, SeqCst);
-        Ok(true)
-    }
-
-    /// A blocking write failed: a stall past the write timeout is a slow
-    /// consumer (counted, logged); anything else is a dead socket the reader
-    /// will report.
-    fn write_failed(&self, e: &io::Error) {
-        if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
-            let secs = self.config.write_timeout.as_secs_f64();
-            if self.mark_ended(format!("slow consumer: a write blocked for {secs:.1} s")) {
-                self.config.stats.slow_clients_dropped.inc();
-                log::warn!(
-                    "client {} dropped: slow consumer (a write blocked for {secs:.1} s)",
-                    self.label
-                );
-            }
-        } else {
-            self.mark_ended(format!("write failed: {e}"));
-        }
-    }
-
     /// The final frame is out: tell the peer we are done writing.
     fn finish(&self) {
         self.phase.store(FINISHED, SeqCst);
-        let _ = self.stream.shutdown(Shutdown::Write);
-    }
-}
-
-fn send_nonblocking(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
-    loop {
-        match SockRef::from(stream).send_with_flags(bytes, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
+        self.socket.shutdown(Shutdown::Write);
     }
 }

@@ -243,17 +243,17 @@ impl<S: Socket> Outbox<S> {
             self.dropped_slow.store(true, SeqCst);
             self.config.stats.slow_clients_dropped.inc();
         }
-        self.abort(Some(frame::close(CloseCode::Policy, "slow consumer")));
+        self.abort(&frame::close(CloseCode::Policy, "slow consumer"));
         first
     }
 
     /// Ends the connection now: a `close` frame is sent first only if the
     /// socket is at a frame boundary and can take it without blocking.
-    pub fn abort(&self, close: Option<EncodedFrame>) {
-        if let (Some(close), Some(state)) = (close, self.write.try_lock()) {
+    fn abort(&self, close: &[u8]) {
+        if let Some(state) = self.write.try_lock() {
             let at_boundary = state.partial.as_ref().is_none_or(|(_, written)| *written == 0);
             if at_boundary && self.phase.load(SeqCst) != FINISHED {
-                let _ = self.socket.send_now(&close);
+                let _ = self.socket.send_now(close);
             }
         }
         self.kill();

@@ -9,12 +9,15 @@
 
 mod acceptor;
 mod broadcast;
+pub mod channel;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod envelope;
 pub mod error;
 pub mod frame;
 mod handshake;
+pub mod history;
 pub mod http_api;
 pub mod limits;
 pub mod memory;

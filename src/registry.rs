@@ -6,8 +6,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::client::{Client, ClientId};
 use crate::cluster::NodeName;
@@ -154,15 +156,12 @@ impl Registry {
             if left.is_zero() {
                 return false;
             }
-            clients = match self.emptied.wait_timeout(clients, left) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
+            self.emptied.wait_for(&mut clients, left);
         }
         true
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<ClientId, Arc<Client>>> {
-        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+        self.clients.lock()
     }
 }

@@ -8,9 +8,11 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 /// How long failures are summed into one log line.
 const FAILURE_LOG_WINDOW: Duration = Duration::from_secs(5);
@@ -76,7 +78,7 @@ impl ThreadSpawner {
 
     fn record_failure(&self, e: &io::Error) {
         let total = self.inner.failures.fetch_add(1, Relaxed) + 1;
-        let mut last = self.inner.last_logged.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self.inner.last_logged.lock();
         let due = match *last {
             None => true,
             Some((at, _)) => at.elapsed() >= FAILURE_LOG_WINDOW,
@@ -101,49 +103,35 @@ impl ThreadSpawner {
 /// below the stack pointer hold nothing live, and touching them again simply
 /// maps fresh zeroed pages.
 pub fn release_unused_stack() {
-    // Room below the stack pointer for the madvise call itself, which must
-    // survive it: the libc stub's return address and its error path. 256
-    // bytes lets an idle reader's stack end at two pages, where 1 KiB kept a
-    // third (measured: 18.3 -> 14.7 KiB per idle connection at 10,000 clients).
-    const MARGIN: usize = 256;
-    let page = page_size();
+    let page = rustix::param::page_size();
     let Some(lowest) = stack_lowest_address() else {
         return;
     };
     let start = lowest.div_ceil(page) * page;
-    let end = stack_pointer().saturating_sub(MARGIN) / page * page;
+    // psm reads the stack pointer inside its own (returned) frame: everything
+    // below it is dead.
+    let end = (psm::stack_pointer() as usize).saturating_sub(STACK_MARGIN) / page * page;
     if end > start {
         // SAFETY: [start, end) lies inside this thread's own stack mapping and
-        // below the stack pointer (with a margin), so nothing live is there;
-        // MADV_DONTNEED on private anonymous memory only drops the pages.
+        // below the stack pointer (with a margin for the call's own frames), so
+        // nothing live is there; MADV_DONTNEED on private anonymous memory only
+        // drops the pages.
         unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+            let _ = rustix::mm::madvise(
+                start as *mut std::ffi::c_void,
+                end - start,
+                rustix::mm::Advice::LinuxDontNeed,
+            );
         }
     }
 }
 
-/// The stack pointer of the calling frame: everything below it is dead.
-#[inline(always)]
-fn stack_pointer() -> usize {
-    let sp: usize;
-    // SAFETY: reads a register, touches no memory.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags));
-    }
-    // SAFETY: as above.
-    #[cfg(target_arch = "aarch64")]
-    unsafe {
-        std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags));
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        // A local's address is inside this frame; a page below it is past any spill.
-        let marker = 0u8;
-        sp = (std::hint::black_box(&marker) as *const u8 as usize).saturating_sub(4096);
-    }
-    sp
-}
+/// Room below the stack pointer for the madvise call itself, which must
+/// survive it. Optimised, rustix's madvise is the syscall instruction inline
+/// and 256 bytes lets an idle reader's stack end at two pages, where 1 KiB
+/// kept a third (measured: 18.3 -> 14.7 KiB per idle connection at 10,000
+/// clients). Unoptimised (tests), its few wrapper frames need more room.
+const STACK_MARGIN: usize = if cfg!(debug_assertions) { 4096 } else { 256 };
 
 /// The lowest address of the calling thread's stack, as pthread reports it.
 fn stack_lowest_address() -> Option<usize> {
@@ -160,10 +148,4 @@ fn stack_lowest_address() -> Option<usize> {
         libc::pthread_attr_destroy(&mut attr);
         ok.then_some(addr as usize)
     }
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(n).unwrap_or(4096).max(4096)
 }

@@ -16,10 +16,11 @@
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Mutex, MutexGuard};
 use socket2::SockRef;
 
 use crate::frame::EncodedFrame;
@@ -169,7 +170,7 @@ impl Outbox {
     /// Ends the connection now: a `close` frame is sent first only if the
     /// socket is at a frame boundary and can take it without blocking.
     pub fn abort(&self, close: Option<EncodedFrame>) {
-        if let (Some(close), Ok(state)) = (close, self.write.try_lock()) {
+        if let (Some(close), Some(state)) = (close, self.write.try_lock()) {
             if state.partial.is_none() && self.phase.load(SeqCst) != FINISHED {
                 let _ = send_nonblocking(&self.stream, &close);
             }
@@ -184,12 +185,12 @@ impl Outbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, WriteState> {
-        self.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.write.lock()
     }
 
     fn push(self: &Arc<Self>, item: Outgoing) -> Offer {
         if self.pending.load(SeqCst) == 0 {
-            if let Ok(state) = self.write.try_lock() {
+            if let Some(state) = self.write.try_lock() {
                 if self.pending.load(SeqCst) == 0 {
                     return self.write_direct(state, item);
                 }

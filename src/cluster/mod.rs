@@ -26,17 +26,18 @@ pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 
 use self::members::Members;
 pub use self::members::{MemberInfo, MemberView};
 pub use self::node::{node_name, random_node_id, random_u64, validate_node_id, NodeName, MAX_NODE_ID};
-use self::publisher::LinkSlot;
+use self::publisher::{link_slot, LinkSlot};
 pub use self::publisher::{Delivery, Publisher};
 use self::wire::SendResult;
 use crate::broadcast::Fanout;
@@ -172,11 +173,12 @@ impl Cluster {
         if prefix.is_empty() || prefix.contains(char::is_whitespace) {
             return Err("--redis-channel must be non-empty, without spaces".into());
         }
+        let boot = random_u64().map_err(|e| format!("no random boot id: {e}"))?;
         let (control, control_rx) = crossbeam_channel::unbounded();
         Ok(Arc::new(Cluster {
             own_channel: node_channel(&prefix, node.as_str()),
             node,
-            boot: random_u64(),
+            boot,
             client,
             target,
             prefix,
@@ -187,7 +189,7 @@ impl Cluster {
             up: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
-            link: LinkSlot::new(),
+            link: link_slot(),
             pending: Mutex::new(HashMap::new()),
             members: Mutex::new(Members::default()),
             counters: Counters::default(),
@@ -288,11 +290,11 @@ impl Cluster {
     }
 
     fn members(&self) -> MutexGuard<'_, Members> {
-        self.members.lock().unwrap_or_else(|p| p.into_inner())
+        self.members.lock()
     }
 
     fn pending(&self) -> MutexGuard<'_, HashMap<u64, Sender<Outcome>>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+        self.pending.lock()
     }
 
     /// Hands `outcome` to the HTTP thread waiting for message `seq`, if one still is.

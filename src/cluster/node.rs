@@ -1,11 +1,9 @@
 //! A node's name: checked, random by default, and interned so client ids stay `Copy`.
 
-use std::collections::hash_map::RandomState;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::Mutex;
-use std::time::SystemTime;
+
+use parking_lot::Mutex;
 
 use crate::config::Config;
 
@@ -20,7 +18,7 @@ impl NodeName {
     /// The one shared copy of `name` (each distinct name is kept once, forever).
     pub fn intern(name: &str) -> NodeName {
         static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
-        let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names = NAMES.lock();
         if let Some(known) = names.get(name) {
             return NodeName(known);
         }
@@ -56,27 +54,20 @@ pub fn validate_node_id(id: &str) -> Result<(), String> {
 pub fn node_name(config: &Config) -> Result<NodeName, String> {
     let id = match &config.node_id {
         Some(id) => id.clone(),
-        None => random_node_id(),
+        None => random_node_id().map_err(|e| format!("no random node id: {e}"))?,
     };
     validate_node_id(&id)?;
     Ok(NodeName::intern(&id))
 }
 
-/// A random 64-bit number (std's per-process random keys, mixed with the clock).
-pub fn random_u64() -> u64 {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.write_u32(std::process::id());
-    h.finish()
+/// A random 64-bit number from the operating system.
+pub fn random_u64() -> Result<u64, getrandom::Error> {
+    getrandom::u64()
 }
 
 /// A fresh node id: 8 hex digits.
-pub fn random_node_id() -> String {
-    format!("{:08x}", random_u64() as u32)
+pub fn random_node_id() -> Result<String, getrandom::Error> {
+    Ok(format!("{:08x}", getrandom::u32()?))
 }
 
 #[cfg(test)]
@@ -86,7 +77,7 @@ mod tests {
     #[test]
     fn node_ids_are_checked() {
         assert!(validate_node_id("node-a.1_x").is_ok());
-        assert!(validate_node_id(&random_node_id()).is_ok());
+        assert!(validate_node_id(&random_node_id().unwrap()).is_ok());
         for bad in ["", "a b", "a\nb", "é", &"x".repeat(MAX_NODE_ID + 1)] {
             assert!(validate_node_id(bad).is_err(), "{bad:?}");
         }
@@ -115,6 +106,6 @@ mod tests {
 
     #[test]
     fn random_ids_differ() {
-        assert_ne!(random_u64(), random_u64());
+        assert_ne!(random_u64().unwrap(), random_u64().unwrap());
     }
 }

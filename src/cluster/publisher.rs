@@ -21,7 +21,6 @@
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender};
 use serde::Serialize;
 
 use super::wire::{Body, SendResult};
@@ -157,7 +156,7 @@ pub(super) enum PublishError {
 }
 
 /// The node's publishing connection and its message counter.
-struct Link {
+pub(super) struct Link {
     conn: Option<redis::Connection>,
     /// The subscription epoch when `conn` was made: a newer epoch means the
     /// subscriber lost Redis meanwhile, so `conn` may be stale.
@@ -165,36 +164,16 @@ struct Link {
     seq: u64,
 }
 
-/// A one-slot channel holding the `Link`: taking it is locking it, with a timeout.
-pub(super) struct LinkSlot {
-    put: Sender<Link>,
-    take: Receiver<Link>,
-}
+/// The `Link`, locked with a timeout: a publish waits at most `SLOT_WAIT` for it.
+pub(super) type LinkSlot = parking_lot::Mutex<Link>;
 
-impl LinkSlot {
-    pub(super) fn new() -> LinkSlot {
-        let (put, take) = crossbeam_channel::bounded(1);
-        let _ = put.send(Link {
-            conn: None,
-            epoch: 0,
-            seq: 0,
-        });
-        LinkSlot { put, take }
-    }
-}
-
-/// The `Link` while one thread holds it; given back on drop, panics included.
-struct Held<'a> {
-    link: Option<Link>,
-    slot: &'a LinkSlot,
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        if let Some(link) = self.link.take() {
-            let _ = self.slot.put.try_send(link);
-        }
-    }
+/// A slot holding a fresh `Link`.
+pub(super) fn link_slot() -> LinkSlot {
+    parking_lot::Mutex::new(Link {
+        conn: None,
+        epoch: 0,
+        seq: 0,
+    })
 }
 
 impl Cluster {
@@ -205,16 +184,10 @@ impl Cluster {
         channel: &str,
         build: impl FnOnce(u64) -> Vec<u8>,
     ) -> (u64, Result<u64, PublishError>) {
-        let Ok(link) = self.link.take.recv_timeout(SLOT_WAIT) else {
+        let Some(mut held) = self.link.try_lock_for(SLOT_WAIT) else {
             return (0, Err(PublishError::Busy));
         };
-        let mut held = Held {
-            link: Some(link),
-            slot: &self.link,
-        };
-        let Some(link) = held.link.as_mut() else {
-            return (0, Err(PublishError::Busy));
-        };
+        let link = &mut *held;
         link.seq += 1;
         let seq = link.seq;
         let bytes = build(seq);

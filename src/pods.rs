@@ -5,7 +5,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{self, EncodedFrame};
+use crate::frame::PayloadKind;
+use crate::publish::Payload;
 
 /// The tutorial's three pods, served when no `--pods` file is given.
 pub const DEFAULT_PODS_JSON: &str = r#"[{"PodName":"pod-101","PodImage":"nginx:1.18","PodNode":"node1"},{"PodName":"pod-76xs","PodImage":"alpine:3.12","PodNode":"node2"},{"PodName":"pod-F#ff3","PodImage":"tomcat:8","PodNode":"node3"}]"#;
@@ -30,8 +31,8 @@ pub struct Pod {
 pub struct PodList {
     /// Compact JSON, as `/pods` returns it.
     pub json: String,
-    /// The same JSON as a WebSocket text frame, as `/sendpods` broadcasts it.
-    pub frame: EncodedFrame,
+    /// The same JSON as a text message, its frame encoded once, as `/sendpods` publishes it.
+    pub payload: Payload,
 }
 
 /// Why a pod list could not be loaded.
@@ -81,8 +82,8 @@ impl PodList {
             path: origin.to_owned(),
             source,
         })?;
-        let frame = frame::text(&json);
-        Ok(PodList { json, frame })
+        let payload = Payload::encoded(PayloadKind::Text, json.as_bytes());
+        Ok(PodList { json, payload })
     }
 }
 

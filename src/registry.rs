@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::client::{Client, ClientId};
-use crate::cluster::NodeName;
 
 /// Every connected client, and the count of slots taken (connected or handshaking).
 pub struct Registry {
     clients: Mutex<HashMap<ClientId, Arc<Client>>>,
     emptied: Condvar,
     next_id: AtomicU64,
-    node: Option<NodeName>,
+    /// Shown before every client id (`a-7`): a cluster node's id.
+    id_prefix: Option<Arc<str>>,
     slots_taken: AtomicUsize,
     max_clients: usize,
 }
@@ -59,18 +59,14 @@ impl Drop for Registration {
 }
 
 impl Registry {
-    /// An empty registry admitting at most `max_clients` connections.
-    pub fn new(max_clients: usize) -> Arc<Registry> {
-        Registry::for_node(max_clients, None)
-    }
-
-    /// An empty registry whose client ids name `node` (a node of a cluster).
-    pub fn for_node(max_clients: usize, node: Option<NodeName>) -> Arc<Registry> {
+    /// An empty registry admitting at most `max_clients` connections, whose
+    /// clients are shown as `PREFIX-N` when `id_prefix` is given.
+    pub fn new(max_clients: usize, id_prefix: Option<Arc<str>>) -> Arc<Registry> {
         Arc::new(Registry {
             clients: Mutex::new(HashMap::new()),
             emptied: Condvar::new(),
             next_id: AtomicU64::new(1),
-            node,
+            id_prefix,
             slots_taken: AtomicUsize::new(0),
             max_clients,
         })
@@ -93,10 +89,12 @@ impl Registry {
 
     /// A fresh, never reused client id.
     pub fn next_id(&self) -> ClientId {
-        ClientId {
-            node: self.node,
-            seq: self.next_id.fetch_add(1, SeqCst),
-        }
+        ClientId(self.next_id.fetch_add(1, SeqCst))
+    }
+
+    /// What client ids are shown with (`a` for `a-7`), if anything.
+    pub fn id_prefix(&self) -> Option<Arc<str>> {
+        self.id_prefix.clone()
     }
 
     /// Adds a client whose handshake completed.
@@ -111,11 +109,6 @@ impl Registry {
     /// Clients connected now.
     pub fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    /// Whether no client is connected.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The client with this id, if connected.

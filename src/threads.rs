@@ -1,23 +1,41 @@
-//! Starting the server's per-connection threads, with set stack sizes.
+//! Starting every server thread: one spawner, a role for each thread.
 //!
-//! Every connection has a reader thread, and a writer thread while it has a
-//! backlog. Their stacks are set small on purpose (they hold one frame parser
-//! and a few locals), so that thousands fit in memory. A thread that cannot be
-//! created (pid_max, `vm.max_map_count`, memory) is an error the caller
-//! handles; the failure is logged once per burst, not once per connection.
+//! A role sets the stack size. Connection threads (a reader per connection, a
+//! writer while it has a backlog) get small stacks on purpose (they hold one
+//! frame parser and a few locals), so that thousands fit in memory; the few
+//! long-lived threads get the default. A thread that cannot be created
+//! (pid_max, `vm.max_map_count`, memory) is an error the caller handles; it is
+//! counted in `thread_spawn_failures` and logged once per burst, not once per
+//! connection. Every thread gives its unused stack pages back as it ends.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::thread;
+use std::thread::{self, JoinHandle, Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
 
 /// How long failures are summed into one log line.
 const FAILURE_LOG_WINDOW: Duration = Duration::from_secs(5);
 
-/// Starts reader and writer threads and counts the ones that could not start.
+/// Stack of a fan-out shard: it only makes non-blocking sends and queue pushes.
+const SHARD_STACK: usize = 128 * 1024;
+
+/// What a thread does, which decides its stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A connection's reader (`--reader-stack-kib`).
+    Reader,
+    /// A connection's backlog writer (`--writer-stack-kib`).
+    Writer,
+    /// Helps one broadcast offer to a share of the clients.
+    Shard,
+    /// The acceptor, refuser, pinger, HTTP workers and cluster threads.
+    Service,
+}
+
+/// Starts threads and counts the ones that could not start.
 #[derive(Clone, Debug)]
 pub struct ThreadSpawner {
     inner: Arc<Inner>,
@@ -27,57 +45,80 @@ pub struct ThreadSpawner {
 struct Inner {
     reader_stack: usize,
     writer_stack: usize,
-    failures: AtomicU64,
+    failures: Counter,
     last_logged: Mutex<Option<(Instant, u64)>>,
 }
 
 impl ThreadSpawner {
-    /// A spawner with the given stack sizes in bytes.
-    pub fn new(reader_stack: usize, writer_stack: usize) -> ThreadSpawner {
+    /// A spawner with these connection stack sizes in bytes, counting failures into `failures`.
+    pub fn new(reader_stack: usize, writer_stack: usize, failures: Counter) -> ThreadSpawner {
         ThreadSpawner {
             inner: Arc::new(Inner {
                 reader_stack,
                 writer_stack,
-                failures: AtomicU64::new(0),
+                failures,
                 last_logged: Mutex::new(None),
             }),
         }
     }
 
-    /// Threads that could not be created since start.
-    pub fn failures(&self) -> u64 {
-        self.inner.failures.load(Relaxed)
+    fn stack(&self, role: Role) -> Option<usize> {
+        match role {
+            Role::Reader => Some(self.inner.reader_stack),
+            Role::Writer => Some(self.inner.writer_stack),
+            Role::Shard => Some(SHARD_STACK),
+            Role::Service => None,
+        }
     }
 
-    /// Starts a connection's reader thread.
-    pub fn spawn_reader(&self, name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
-        self.spawn(name, self.inner.reader_stack, f)
+    fn builder(&self, role: Role, name: String) -> thread::Builder {
+        let builder = thread::Builder::new().name(name);
+        match self.stack(role) {
+            Some(stack) => builder.stack_size(stack),
+            None => builder,
+        }
     }
 
-    /// Starts a backlog writer thread.
-    pub fn spawn_writer(&self, name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
-        self.spawn(name, self.inner.writer_stack, f)
-    }
-
-    fn spawn(&self, name: String, stack: usize, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    /// Starts a thread named `name` for `role`.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        role: Role,
+        name: String,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> io::Result<JoinHandle<T>> {
         let body = move || {
-            f();
+            let out = f();
             // libc keeps an exited thread's stack for reuse, and with it the
             // pages that were in use; give them back first (the soak's RSS
             // after churn: see BENCHMARKS.md).
             release_unused_stack();
+            out
         };
-        match thread::Builder::new().name(name).stack_size(stack).spawn(body) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                self.record_failure(&e);
-                Err(e)
-            }
-        }
+        self.builder(role, name)
+            .spawn(body)
+            .inspect_err(|e| self.record_failure(e))
+    }
+
+    /// Starts a backlog writer thread (the outbox's one call).
+    pub fn spawn_writer(&self, name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        self.spawn(Role::Writer, name, f).map(drop)
+    }
+
+    /// Starts a thread inside `scope` (it may borrow what the scope outlives).
+    pub fn spawn_scoped<'scope, 'env, T: Send + 'scope>(
+        &self,
+        scope: &'scope Scope<'scope, 'env>,
+        role: Role,
+        name: String,
+        f: impl FnOnce() -> T + Send + 'scope,
+    ) -> io::Result<ScopedJoinHandle<'scope, T>> {
+        self.builder(role, name)
+            .spawn_scoped(scope, f)
+            .inspect_err(|e| self.record_failure(e))
     }
 
     fn record_failure(&self, e: &io::Error) {
-        let total = self.inner.failures.fetch_add(1, Relaxed) + 1;
+        let total = self.inner.failures.inc() + 1;
         let mut last = self.inner.last_logged.lock();
         let due = match *last {
             None => true,

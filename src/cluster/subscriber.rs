@@ -9,8 +9,6 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
-
 use super::wire::{self, Body, SendResult};
 use super::{
     Cluster, Control, MemberInfo, Outcome, CONNECT_TIMEOUT, IO_TIMEOUT, MAX_BACKOFF, MEMBER_WINDOW,
@@ -18,6 +16,7 @@ use super::{
 };
 use crate::client::ClientId;
 use crate::frame;
+use crate::stop::StopToken;
 
 /// How a subscription ended.
 enum End {
@@ -31,8 +30,8 @@ enum End {
     },
 }
 
-/// Runs until `stop` is dropped (or sent to).
-pub(super) fn run(cluster: &Cluster, stop: &Receiver<()>) {
+/// Runs until the stop.
+pub(super) fn run(cluster: &Cluster, stop: &StopToken) {
     let mut backoff = MIN_BACKOFF;
     let mut down_since: Option<Instant> = None;
     let mut dedup = Dedup::default();
@@ -55,9 +54,8 @@ pub(super) fn run(cluster: &Cluster, stop: &Receiver<()>) {
                 }
             }
         }
-        match stop.recv_timeout(backoff) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        if stop.wait(backoff) {
+            return;
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
@@ -66,7 +64,7 @@ pub(super) fn run(cluster: &Cluster, stop: &Receiver<()>) {
 /// One subscription from connect to loss (or stop).
 fn subscription(
     cluster: &Cluster,
-    stop: &Receiver<()>,
+    stop: &StopToken,
     dedup: &mut Dedup,
     down_since: &mut Option<Instant>,
 ) -> End {
@@ -86,7 +84,7 @@ fn subscription(
     }
     let mut pubsub = conn.as_pubsub();
     // One channel at a time: each call returns once Redis confirmed it.
-    for channel in [&cluster.prefix, &cluster.own_channel] {
+    for channel in [&cluster.id.prefix, &cluster.id.own_channel] {
         if let Err(e) = pubsub.subscribe(channel.as_str()) {
             return lost(e);
         }
@@ -107,8 +105,8 @@ fn subscription(
         }
         None => log::info!(
             "cluster: subscribed to {} and {} at redis {}",
-            cluster.prefix,
-            cluster.own_channel,
+            cluster.id.prefix,
+            cluster.id.own_channel,
             cluster.target
         ),
     }
@@ -116,9 +114,8 @@ fn subscription(
 
     let mut last_heard = Instant::now();
     let end = loop {
-        match stop.try_recv() {
-            Err(TryRecvError::Empty) => {}
-            Ok(()) | Err(TryRecvError::Disconnected) => break End::Stopped,
+        if stop.is_stopped() {
+            break End::Stopped;
         }
         match pubsub.get_message() {
             Ok(msg) => {
@@ -160,7 +157,7 @@ fn handle(cluster: &Cluster, dedup: &mut Dedup, channel: &str, bytes: &[u8]) {
             return;
         }
     };
-    let mine = env.origin == cluster.node.as_str() && env.boot == cluster.boot;
+    let mine = env.origin == &*cluster.id.node && env.boot == cluster.id.boot;
     // A publish retried on a fresh connection may arrive twice; deliver it once.
     if matches!(env.body, Body::All { .. } | Body::One { .. }) && !dedup.first_time(env.boot, env.seq) {
         log::info!(
@@ -183,9 +180,11 @@ fn handle(cluster: &Cluster, dedup: &mut Dedup, channel: &str, bytes: &[u8]) {
             client,
             payload,
         } => {
-            let result = if node == cluster.node.as_str() {
-                let id = ClientId::on(cluster.node, client);
-                match cluster.fanout.send_to(id, &frame::data(kind, payload)) {
+            let result = if node == &*cluster.id.node {
+                match cluster
+                    .fanout
+                    .send_to_id(ClientId(client), &frame::data(kind, payload))
+                {
                     None => SendResult::Absent,
                     Some(true) => SendResult::Delivered,
                     Some(false) => SendResult::Refused,
@@ -193,7 +192,7 @@ fn handle(cluster: &Cluster, dedup: &mut Dedup, channel: &str, bytes: &[u8]) {
             } else {
                 log::warn!(
                     "cluster: message for client {node}-{client} arrived at node {} on {channel}",
-                    cluster.node
+                    cluster.id.node
                 );
                 SendResult::Absent
             };
@@ -209,7 +208,7 @@ fn handle(cluster: &Cluster, dedup: &mut Dedup, channel: &str, bytes: &[u8]) {
             }
         }
         Body::Ack { boot, seq, result } => {
-            if boot == cluster.boot {
+            if boot == cluster.id.boot {
                 cluster.complete(seq, Outcome::Sent(result));
             }
         }

@@ -3,8 +3,8 @@
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
+use super::error::ApiError;
 use super::reply::Reply;
-use crate::error::ApiError;
 
 /// The file for a URL path: `/` and `/a.html` (the tutorial's name) are `index.html`.
 pub fn serve(root: &Path, url_path: &str) -> Result<Reply, ApiError> {

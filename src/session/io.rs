@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::LastSeen;
+use crate::client::LastSeen;
 
 /// Socket reads, captured writes.
 pub struct ConnIo {

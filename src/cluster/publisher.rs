@@ -292,7 +292,7 @@ impl Publish for Cluster {
     }
 }
 
-fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
+pub(super) fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
     let conn = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
     conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;

@@ -41,6 +41,10 @@ pub fn publication(request: &mut Request, query: &str, max_body: usize) -> Resul
         .to_ascii_lowercase();
     match media.as_str() {
         "application/json" => {
+            // Checked first: parsing into IgnoredAny skips the strings' UTF-8,
+            // and a text frame that is not UTF-8 makes every client close.
+            std::str::from_utf8(&body)
+                .map_err(|e| ApiError::BadRequest(format!("JSON body is not valid UTF-8 ({e})")))?;
             serde_json::from_slice::<serde::de::IgnoredAny>(&body)
                 .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
             Ok(Payload::new(PayloadKind::Text, body))

@@ -20,7 +20,9 @@ enum PathMatch {
     Any,
 }
 
-/// Whether a route needs `Authorization: Bearer <--publish-token>`.
+/// Whether a route needs `Authorization: Bearer <--publish-token>` (when a
+/// token is set). Only what the page needs to load is open: `/healthz`,
+/// `/config.json` and the static files; `/clients` shows peer addresses.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Auth {
     Token,
@@ -81,13 +83,13 @@ static ROUTES: &[Route] = &[
         Auth::Token,
         send_pods,
     ),
-    route(PathMatch::Exact("/pods"), READ, "GET", Auth::Open, pods),
+    route(PathMatch::Exact("/pods"), READ, "GET", Auth::Token, pods),
     route(PathMatch::Prefix("/send/"), POST, "POST", Auth::Token, send_one),
-    route(PathMatch::Exact("/clients"), READ, "GET", Auth::Open, clients),
-    route(PathMatch::Exact("/stats"), READ, "GET", Auth::Open, stats),
-    route(PathMatch::Exact("/metrics"), READ, "GET", Auth::Open, metrics),
+    route(PathMatch::Exact("/clients"), READ, "GET", Auth::Token, clients),
+    route(PathMatch::Exact("/stats"), READ, "GET", Auth::Token, stats),
+    route(PathMatch::Exact("/metrics"), READ, "GET", Auth::Token, metrics),
     route(PathMatch::Exact("/healthz"), READ, "GET", Auth::Open, healthz),
-    route(PathMatch::Exact("/cluster"), READ, "GET", Auth::Open, cluster),
+    route(PathMatch::Exact("/cluster"), READ, "GET", Auth::Token, cluster),
     route(
         PathMatch::Exact("/config.json"),
         READ,
@@ -123,17 +125,25 @@ pub fn answer(request: &mut Request, ctx: &HttpContext) -> Result<Reply, ApiErro
     (route.handler)(request, &Call { path, query, rest }, ctx)
 }
 
-/// With a token set, checks `Authorization: Bearer <token>` in constant time.
+/// With a token set, checks `Authorization: Bearer <token>` (the scheme in
+/// any case, RFC 7235), comparing the token in constant time.
 fn authorize(request: &Request, token: Option<&str>) -> Result<(), ApiError> {
     let Some(token) = token else {
         return Ok(());
     };
-    let given = body::header(request, "Authorization").unwrap_or_default();
-    let given = given.strip_prefix("Bearer ").unwrap_or("").trim();
-    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+    let header = body::header(request, "Authorization").unwrap_or_default();
+    if bool::from(bearer(&header).as_bytes().ct_eq(token.as_bytes())) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)
+    }
+}
+
+/// The token of a `Bearer` credential; empty for any other.
+fn bearer(header: &str) -> &str {
+    match header.trim().split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => "",
     }
 }
 
@@ -225,4 +235,19 @@ fn config_json(_: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Result<Reply
 
 fn static_file(_: &mut Request, call: &Call<'_>, ctx: &HttpContext) -> Result<Reply, ApiError> {
     static_files::serve(&ctx.html_dir, call.path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case() {
+        assert_eq!(bearer("Bearer abc"), "abc");
+        assert_eq!(bearer("bearer abc"), "abc");
+        assert_eq!(bearer("BEARER  abc "), "abc");
+        assert_eq!(bearer("Basic abc"), "");
+        assert_eq!(bearer("abc"), "");
+        assert_eq!(bearer("Bearer"), "");
+    }
 }

@@ -15,7 +15,6 @@ pub const DEFAULT_PODS_JSON: &str = r#"[{"PodName":"pod-101","PodImage":"nginx:1
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pod {
-    /// The pod's name.
     #[serde(rename = "PodName")]
     pub name: String,
     /// The container image it runs.
@@ -40,24 +39,13 @@ pub struct PodList {
 pub enum PodsError {
     /// The file could not be read.
     #[error("cannot read pod list {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     /// The file is not a JSON array of pods.
     #[error("invalid pod list {path}: {source} (expected a JSON array of {{\"PodName\",\"PodImage\",\"PodNode\"}} objects)")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        source: serde_json::Error,
-    },
+    Invalid { path: String, source: serde_json::Error },
 }
 
 impl PodList {
-    /// The built-in list.
     pub fn builtin() -> PodList {
         PodList::from_json(DEFAULT_PODS_JSON, "built-in")
             .unwrap_or_else(|_| unreachable!("the built-in pod list is valid"))

@@ -72,7 +72,6 @@ impl Registry {
         })
     }
 
-    /// The connection limit.
     pub fn max_clients(&self) -> usize {
         self.max_clients
     }
@@ -156,5 +155,45 @@ impl Registry {
 
     fn lock(&self) -> MutexGuard<'_, HashMap<ClientId, Arc<Client>>> {
         self.clients.lock()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_stop_at_the_limit_and_come_back_when_dropped() {
+        let registry = Registry::new(2, None);
+        let a = registry.reserve().expect("first slot");
+        let b = registry.reserve().expect("second slot");
+        assert!(registry.reserve().is_none(), "the limit holds");
+        drop(a);
+        let c = registry.reserve().expect("a dropped slot is free again");
+        drop((b, c));
+        assert!(registry.wait_empty(Duration::ZERO));
+    }
+
+    #[test]
+    fn wait_empty_waits_for_a_handshaking_slot() {
+        let registry = Registry::new(1, None);
+        let slot = registry.reserve().expect("slot");
+        assert!(!registry.wait_empty(Duration::from_millis(20)), "a slot is taken");
+        let waiter = {
+            let registry = Arc::clone(&registry);
+            std::thread::spawn(move || registry.wait_empty(Duration::from_secs(60)))
+        };
+        drop(slot);
+        assert!(waiter.join().unwrap(), "woken when the last slot went");
+    }
+
+    #[test]
+    fn ids_count_up_and_are_never_reused() {
+        let registry = Registry::new(1, Some("a".into()));
+        assert_eq!(registry.next_id(), ClientId(1));
+        assert_eq!(registry.next_id(), ClientId(2));
+        assert_eq!(registry.id_prefix().as_deref(), Some("a"));
+        assert_eq!(registry.len(), 0);
+        assert!(registry.snapshot().is_empty());
     }
 }

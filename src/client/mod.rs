@@ -44,7 +44,6 @@ pub fn monotonic_ms() -> u64 {
 pub struct LastSeen(AtomicU64);
 
 impl LastSeen {
-    /// Stamped now.
     pub fn now() -> LastSeen {
         LastSeen(AtomicU64::new(monotonic_ms()))
     }
@@ -70,7 +69,6 @@ pub struct Client {
     pub connected_at: SystemTime,
     /// When bytes last arrived from the peer.
     pub last_seen: Arc<LastSeen>,
-    /// The socket's single writer.
     pub outbox: Arc<Outbox>,
 }
 

@@ -173,7 +173,7 @@ impl Cluster {
     /// Publishes a message for client `raw_id` (`NODE-N`, or `N` on this
     /// node) and waits for the holding node's answer.
     fn send_one(&self, raw_id: &str, msg: &Payload) -> Result<Published, ClusterError> {
-        let (node, client) = self.target(raw_id)?;
+        let (node, client) = parse_target(&self.id.node, raw_id)?;
         let body = Body::One {
             kind: msg.kind,
             node,
@@ -197,18 +197,18 @@ impl Cluster {
             }),
         }
     }
+}
 
-    /// The node and number in a client id as `/clients` shows it: `NODE-N`, or
-    /// `N` for this node's client N.
-    fn target<'a>(&'a self, raw_id: &'a str) -> Result<(&'a str, ClientId), ClusterError> {
-        let no_client = || ClusterError::NoClient(raw_id.to_owned());
-        let (node, number) = match raw_id.rsplit_once('-') {
-            None => (&*self.id.node, raw_id),
-            Some((node, number)) if !node.is_empty() => (node, number),
-            Some(_) => return Err(no_client()),
-        };
-        Ok((node, ClientId::parse(number).ok_or_else(no_client)?))
-    }
+/// The node and number in a client id as `/clients` shows it: `NODE-N`, or
+/// `N` for client N of `own_node`.
+fn parse_target<'a>(own_node: &'a str, raw_id: &'a str) -> Result<(&'a str, ClientId), ClusterError> {
+    let no_client = || ClusterError::NoClient(raw_id.to_owned());
+    let (node, number) = match raw_id.rsplit_once('-') {
+        None => (own_node, raw_id),
+        Some((node, number)) if !node.is_empty() => (node, number),
+        Some(_) => return Err(no_client()),
+    };
+    Ok((node, ClientId::parse(number).ok_or_else(no_client)?))
 }
 
 /// A message an HTTP thread waits on; its entry leaves `pending` with it,
@@ -301,4 +301,19 @@ pub(super) fn connect(client: &redis::Client) -> redis::RedisResult<redis::Conne
 
 fn publish_on(conn: &mut redis::Connection, channel: &str, bytes: &[u8]) -> redis::RedisResult<u64> {
     redis::cmd("PUBLISH").arg(channel).arg(bytes).query(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_name_their_node_or_this_one() {
+        let parsed = |raw| parse_target("here", raw).map(|(node, id)| (node.to_owned(), id.0));
+        assert_eq!(parsed("node-b-7").unwrap(), ("node-b".to_owned(), 7));
+        assert_eq!(parsed("7").unwrap(), ("here".to_owned(), 7));
+        for bad in ["", "-7", "node-", "node-x", "node-+7", "x"] {
+            assert!(matches!(parsed(bad), Err(ClusterError::NoClient(_))), "{bad:?}");
+        }
+    }
 }

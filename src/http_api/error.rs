@@ -23,19 +23,13 @@ pub enum ApiError {
     /// The path exists but not for this method (405).
     #[error("method {method} is not allowed on {path}; use {allowed}")]
     MethodNotAllowed {
-        /// The method used.
         method: String,
-        /// The path.
         path: String,
-        /// The methods that work there.
         allowed: &'static str,
     },
     /// The body is over `--max-body-bytes` (413).
     #[error("request body is larger than the limit of {limit} bytes (--max-body-bytes)")]
-    TooLarge {
-        /// The limit.
-        limit: usize,
-    },
+    TooLarge { limit: usize },
     /// Reading the request failed (400).
     #[error("could not read the request body: {0}")]
     Io(#[from] io::Error),

@@ -27,7 +27,6 @@ impl Reply {
         Reply::with_type(200, "application/json", json.into_bytes())
     }
 
-    /// A response of any type.
     pub fn with_type(status: u16, content_type: impl Into<String>, body: Vec<u8>) -> Reply {
         Reply {
             status,

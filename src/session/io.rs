@@ -68,7 +68,6 @@ impl ConnIo {
         }
     }
 
-    /// The socket.
     pub fn stream(&self) -> &Arc<TcpStream> {
         &self.stream
     }

@@ -213,3 +213,47 @@ fn linger(stream: &TcpStream) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tungstenite::error::CapacityError;
+
+    #[test]
+    fn read_errors_map_to_close_codes() {
+        let too_big = Error::Capacity(CapacityError::MessageTooLong { size: 9, max_size: 8 });
+        assert_eq!(close_for(&too_big).map(|(c, _)| c), Some(CloseCode::Size));
+        let bad_utf8 = Error::Utf8("x".into());
+        assert_eq!(
+            close_for(&bad_utf8),
+            Some((CloseCode::Invalid, "invalid UTF-8 in text".to_owned()))
+        );
+        let unmasked = Error::Protocol(ProtocolError::UnmaskedFrameFromClient);
+        assert_eq!(close_for(&unmasked).map(|(c, _)| c), Some(CloseCode::Protocol));
+        // The peer is gone: nothing to close.
+        for gone in [
+            Error::ConnectionClosed,
+            Error::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+            Error::Io(stdio::ErrorKind::BrokenPipe.into()),
+        ] {
+            assert_eq!(close_for(&gone), None, "{gone}");
+        }
+    }
+
+    #[test]
+    fn endings_are_described_for_the_log() {
+        let reset = Error::Protocol(ProtocolError::ResetWithoutClosingHandshake);
+        assert_eq!(describe_error(&reset), "connection dropped without a Close");
+        assert_eq!(describe_close(None), "no code");
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        };
+        assert_eq!(describe_close(Some(&frame)), "code 1000, \"bye\"");
+        let frame = CloseFrame {
+            code: CloseCode::Away,
+            reason: "".into(),
+        };
+        assert_eq!(describe_close(Some(&frame)), "code 1001");
+    }
+}

@@ -4,45 +4,36 @@
 //! Threads: one acceptor and one refuser for the WebSocket port, a reader per
 //! connection (plus a writer while it has a backlog), the pinger, the HTTP
 //! workers and, with `--redis`, the cluster's subscriber and announcer. Each
-//! gets a context of its own; one `Stop` ends them all. This is the only file
-//! that knows the cluster exists: to everyone else it is a `Publish`.
+//! gets a context of its own; one `Stop` ends them all. This module (with
+//! `server/setup.rs`) is the only one that knows the cluster exists: to everyone else it is a `Publish`.
+
+mod setup;
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use socket2::{Domain, Socket, Type};
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::WebSocketConfig;
-
+use self::setup::{
+    bind, cluster_settings, going_away, max_clients, pinger_context, reachable, session_context, validate,
+    warn_about, Bound, Core,
+};
 use crate::acceptor::{self, Acceptor};
-use crate::broadcast::Fanout;
-use crate::client::OutboxConfig;
-use crate::cluster::{self, Cluster, ClusterSettings, ClusterThreads};
+use crate::cluster::{self, Cluster, ClusterThreads};
 use crate::config::Config;
-use crate::frame::{self, EncodedFrame};
 use crate::http_api::{HttpApi, HttpContext};
-use crate::limits::Ceilings;
 use crate::metrics::Metrics;
-use crate::origin::OriginPolicy;
-use crate::pinger::{self, Pinger};
+use crate::pinger;
 use crate::pods::{PodList, PodsError};
 use crate::publish::Publish;
 use crate::registry::Registry;
-use crate::session::handshake::{HandshakeSettings, WS_PATH};
-use crate::session::SessionContext;
-use crate::stats::{Stats, StatsSnapshot};
-use crate::stop::{Stop, StopToken};
-use crate::threads::ThreadSpawner;
+use crate::session::handshake::WS_PATH;
+use crate::stats::StatsSnapshot;
+use crate::stop::Stop;
 
 /// How long shutdown waits for clients to answer Close 1001 and for writers to flush.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-/// Pending connections the kernel may hold for the acceptor.
-const LISTEN_BACKLOG: i32 = 4096;
-/// tungstenite's write buffer: it only ever holds a Pong or a Close reply.
-const WS_WRITE_BUFFER: usize = 4096;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -79,22 +70,6 @@ struct Threads {
     pinger: Option<JoinHandle<()>>,
     http: Option<HttpApi>,
     cluster: Option<ClusterThreads>,
-}
-
-/// Both ports, bound.
-struct Bound {
-    listener: TcpListener,
-    ws_addr: SocketAddr,
-    http: tiny_http::Server,
-    http_addr: SocketAddr,
-}
-
-/// What every part shares: counters, clients, the fan-out and the thread spawner.
-struct Core {
-    stats: Arc<Stats>,
-    spawner: ThreadSpawner,
-    registry: Arc<Registry>,
-    fanout: Fanout,
 }
 
 impl Server {
@@ -270,180 +245,4 @@ impl Server {
             cluster.join();
         }
     }
-}
-
-impl Core {
-    fn new(config: &Config, max_clients: usize, id_prefix: Option<Arc<str>>) -> Core {
-        let stats = Arc::new(Stats::default());
-        let spawner = ThreadSpawner::new(
-            config.reader_stack_kib * 1024,
-            config.writer_stack_kib * 1024,
-            stats.thread_spawn_failures.clone(),
-        );
-        let registry = Registry::new(max_clients, id_prefix);
-        let fanout_threads = match config.fanout_threads {
-            Some(n) => usize::from(n),
-            None => thread::available_parallelism().map_or(1, |n| n.get()),
-        };
-        let fanout = Fanout::new(
-            Arc::clone(&registry),
-            Arc::clone(&stats),
-            fanout_threads,
-            spawner.clone(),
-        );
-        Core {
-            stats,
-            spawner,
-            registry,
-            fanout,
-        }
-    }
-}
-
-fn session_context(config: &Config, core: &Core, stop: StopToken) -> SessionContext {
-    SessionContext {
-        handshake: HandshakeSettings {
-            origins: OriginPolicy::from_flags(&config.allowed_origins),
-            ws_config: WebSocketConfig::default()
-                .read_buffer_size(config.read_buffer_bytes)
-                .write_buffer_size(WS_WRITE_BUFFER)
-                .max_write_buffer_size(WS_WRITE_BUFFER * 4)
-                .max_message_size(Some(config.max_message_bytes))
-                .max_frame_size(Some(config.max_message_bytes)),
-            timeout: config.handshake_timeout,
-        },
-        write_timeout: config.write_timeout,
-        registry: Arc::clone(&core.registry),
-        fanout: core.fanout.clone(),
-        stats: Arc::clone(&core.stats),
-        outbox: Arc::new(OutboxConfig {
-            queue_len: config.queue_len as usize,
-            write_timeout: config.write_timeout,
-            spawner: core.spawner.clone(),
-            stats: Arc::clone(&core.stats),
-        }),
-        stop,
-        going_away: going_away(),
-    }
-}
-
-fn pinger_context(config: &Config, core: &Core, stop: StopToken) -> Pinger {
-    Pinger {
-        registry: Arc::clone(&core.registry),
-        fanout: core.fanout.clone(),
-        stats: Arc::clone(&core.stats),
-        interval: config.ping_interval,
-        timeout: config.pong_timeout,
-        style: config.ping_style,
-        stop,
-    }
-}
-
-fn going_away() -> EncodedFrame {
-    frame::close(CloseCode::Away, "going away")
-}
-
-/// With `--redis`: the cluster's settings, with this node's URLs as bound.
-fn cluster_settings(config: &Config, bound: &Bound) -> Result<Option<ClusterSettings>, StartError> {
-    let Some(url) = &config.redis else {
-        return Ok(None);
-    };
-    let mut settings = ClusterSettings::new(url, &config.redis_channel, config.node_id.as_deref())
-        .map_err(|e| StartError::Invalid(e.to_string()))?;
-    settings.ws_url = format!("ws://{}{WS_PATH}", bound.ws_addr);
-    settings.http_url = format!("http://{}/", bound.http_addr);
-    Ok(Some(settings))
-}
-
-/// `--max-clients`, or what the machine's limits allow.
-fn max_clients(config: &Config) -> usize {
-    let ceilings = Ceilings::raise_and_read();
-    match config.max_clients {
-        Some(n) => n,
-        None => {
-            let (n, bound_by) = ceilings.max_clients();
-            log::info!("max clients {n} (bound by the {bound_by}; {ceilings:?})");
-            n
-        }
-    }
-}
-
-/// Settings that work but are probably not what was meant.
-fn warn_about(config: &Config) {
-    if config.publish_token.is_none() && !config.http_addr.ip().is_loopback() {
-        log::warn!(
-            "the HTTP side port {} is not loopback and no --publish-token is set: anyone who reaches it can publish",
-            config.http_addr
-        );
-    }
-    if config.redis.is_none() && config.node_id.is_some() {
-        log::warn!("--node-id has no effect without --redis");
-    }
-    if !config.html_dir.is_dir() {
-        log::warn!(
-            "html folder {} does not exist; the page will answer 404",
-            config.html_dir.display()
-        );
-    }
-}
-
-fn validate(config: &Config) -> Result<(), StartError> {
-    let invalid = |why: &str| Err(StartError::Invalid(why.into()));
-    if config.max_clients == Some(0) {
-        return invalid("--max-clients must be at least 1");
-    }
-    if config.max_message_bytes == 0 || config.max_body_bytes == 0 {
-        return invalid("--max-message-bytes and --max-body-bytes must be at least 1");
-    }
-    if config.read_buffer_bytes < 256 {
-        return invalid("--read-buffer-bytes must be at least 256");
-    }
-    if config.reader_stack_kib < 16 || config.writer_stack_kib < 16 {
-        return invalid("thread stacks must be at least 16 KiB");
-    }
-    Ok(())
-}
-
-/// Both ports, bound; the addresses are the real ones when port 0 was asked for.
-fn bind(config: &Config) -> Result<Bound, StartError> {
-    let listener = listen(config.ws_addr)?;
-    let ws_addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.ws_addr,
-        source,
-    })?;
-    let http_err = |reason: String| StartError::Http {
-        addr: config.http_addr,
-        reason,
-    };
-    let http = tiny_http::Server::http(config.http_addr).map_err(|e| http_err(e.to_string()))?;
-    let http_addr = http
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| http_err("not an IP listener".into()))?;
-    Ok(Bound {
-        listener,
-        ws_addr,
-        http,
-        http_addr,
-    })
-}
-
-/// A listener with a deep accept backlog, so connection bursts are not dropped.
-fn listen(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    let bind_err = |source| StartError::Bind { addr, source };
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_err)?;
-    socket.set_reuse_address(true).map_err(bind_err)?;
-    socket.bind(&addr.into()).map_err(bind_err)?;
-    socket.listen(LISTEN_BACKLOG).map_err(bind_err)?;
-    Ok(socket.into())
-}
-
-/// An address that reaches a listener bound to `addr` (a wildcard becomes loopback).
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    let ip = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, addr.port())
 }

@@ -223,7 +223,7 @@ impl Publish for Fanout {
         Vec::new()
     }
 
-    fn cluster_view(&self) -> Option<serde_json::Value> {
+    fn cluster_view(&self) -> Option<serde_json::Result<String>> {
         None
     }
 }

@@ -29,8 +29,8 @@ pub trait Publish: Send + Sync {
     /// Figures of its own, added to `/stats` and `/metrics`.
     fn figures(&self) -> Vec<Figure>;
 
-    /// What `/cluster` answers, when this publisher is a cluster.
-    fn cluster_view(&self) -> Option<serde_json::Value>;
+    /// The JSON `/cluster` answers, when this publisher is a cluster.
+    fn cluster_view(&self) -> Option<serde_json::Result<String>>;
 }
 
 /// A channel's name. Today the only channel is `all`, which every client is on.

@@ -287,8 +287,8 @@ impl Publish for Cluster {
         ]
     }
 
-    fn cluster_view(&self) -> Option<serde_json::Value> {
-        serde_json::to_value(self.view()).ok()
+    fn cluster_view(&self) -> Option<serde_json::Result<String>> {
+        Some(serde_json::to_string(&self.view()))
     }
 }
 

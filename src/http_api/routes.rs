@@ -219,7 +219,8 @@ fn healthz(_: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Result<Reply, Ap
 
 fn cluster(_: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Result<Reply, ApiError> {
     match ctx.publisher.cluster_view() {
-        Some(view) => Reply::json(&view),
+        Some(Ok(view)) => Ok(Reply::raw_json(view)),
+        Some(Err(e)) => Err(ApiError::Internal(format!("cannot encode the cluster view: {e}"))),
         None => Err(ApiError::NotFound(
             "this node runs alone: start it with --redis to join a cluster".into(),
         )),

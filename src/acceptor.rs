@@ -1,111 +1,96 @@
-//! The WebSocket listener's accept loop, and refusals that need no thread of their own.
+//! The WebSocket listener's accept loop.
 //!
 //! Each accepted connection takes a slot under `--max-clients` and gets a
-//! reader thread (`client::session`). When there is no slot, or no thread can
-//! be created, the connection is handed to the one refuser thread, which reads
-//! the request and answers 503, so the accept loop itself never blocks on a
-//! client.
+//! reader thread (`session`). When there is no slot, or no thread can be
+//! created, the connection goes to the refuser (`refuser`), which answers
+//! 503, so the accept loop itself never waits on a client.
 
-use std::io::{self, Read};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crate::refuser::{self, Refuse};
+use crate::registry::Registry;
+use crate::session::{self, SessionContext};
+use crate::stats::Stats;
+use crate::stop::StopToken;
+use crate::threads::{Role, ThreadSpawner};
 
-use crate::client::session;
-use crate::handshake;
-use crate::server::Shared;
-
-/// Connections waiting for a 503; more than this are simply closed.
-const REFUSE_BACKLOG: usize = 256;
-/// How long the refuser waits for a request before answering anyway.
-const REFUSE_READ_TIMEOUT: Duration = Duration::from_millis(500);
 /// Pause after an accept error such as EMFILE, so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+/// Accept errors are logged at most this often.
+const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(5);
 
-/// Starts the accept loop on `listener`; it ends once shutdown is flagged and
-/// a connection (the server's own wake-up call) arrives.
-pub fn start(listener: TcpListener, shared: Arc<Shared>) -> io::Result<(JoinHandle<()>, JoinHandle<()>)> {
-    let (refuse_tx, refuse_rx) = crossbeam_channel::bounded(REFUSE_BACKLOG);
-    let refuser = thread::Builder::new()
-        .name("refuser".into())
-        .spawn(move || refuse_all(&refuse_rx))?;
-    let acceptor = thread::Builder::new()
-        .name("acceptor".into())
-        .spawn(move || accept_loop(&listener, &shared, &refuse_tx))?;
-    Ok((acceptor, refuser))
+/// What the accept loop needs.
+pub struct Acceptor {
+    pub listener: TcpListener,
+    /// Slots under `--max-clients`.
+    pub registry: Arc<Registry>,
+    pub spawner: ThreadSpawner,
+    pub session: Arc<SessionContext>,
+    pub stats: Arc<Stats>,
+    /// Checked after each accept: shutdown wakes the loop with a connection of its own.
+    pub stop: StopToken,
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, refuse: &Sender<(TcpStream, &'static str)>) {
-    let mut last_error_log: Option<Instant> = None;
-    loop {
-        let (stream, peer) = match listener.accept() {
-            Ok(conn) => conn,
-            Err(e) => {
-                if shared.is_shutting_down() {
-                    return;
-                }
-                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
-                    log::error!("accept failed: {e}");
-                    last_error_log = Some(Instant::now());
-                }
-                thread::sleep(ACCEPT_ERROR_PAUSE);
-                continue;
+/// Starts the accept loop and its refuser; both end once the stop is given
+/// and a connection (the server's own wake-up call) arrives.
+pub fn start(acceptor: Acceptor) -> io::Result<(JoinHandle<()>, JoinHandle<()>)> {
+    let spawner = acceptor.spawner.clone();
+    let (refuse, refuser) = refuser::start(&spawner)?;
+    let accepting = spawner.spawn(Role::Service, "acceptor".into(), move || acceptor.run(&refuse))?;
+    Ok((accepting, refuser))
+}
+
+impl Acceptor {
+    fn run(&self, refuse: &Refuse) {
+        let mut last_error_log: Option<Instant> = None;
+        loop {
+            let accepted = self.listener.accept();
+            if self.stop.is_stopped() {
+                return;
             }
-        };
-        if shared.is_shutting_down() {
-            return;
+            match accepted {
+                Ok((stream, peer)) => self.admit(stream, peer, refuse),
+                Err(e) => {
+                    if last_error_log.is_none_or(|t| t.elapsed() > ACCEPT_ERROR_LOG_EVERY) {
+                        log::error!("accept failed: {e}");
+                        last_error_log = Some(Instant::now());
+                    }
+                    std::thread::sleep(ACCEPT_ERROR_PAUSE);
+                }
+            }
         }
-        let Some(slot) = shared.registry.reserve() else {
-            shared.stats.handshakes_rejected.inc();
+    }
+
+    /// Gives the connection a slot and a reader thread, or hands it to the refuser.
+    fn admit(&self, stream: TcpStream, peer: SocketAddr, refuse: &Refuse) {
+        let Some(slot) = self.registry.reserve() else {
+            self.stats.handshakes_rejected.inc();
             log::warn!(
                 "connection from {peer} refused: max clients ({}) reached",
-                shared.registry.max_clients()
+                self.registry.max_clients()
             );
-            let _ = refuse.try_send((stream, "server is at its client limit"));
-            continue;
+            refuse.send(stream, "server is at its client limit");
+            return;
         };
         let keep = match stream.try_clone() {
             Ok(s) => s,
             Err(e) => {
                 log::warn!("connection from {peer} dropped: {e}");
-                continue;
+                return;
             }
         };
-        let for_thread = Arc::clone(shared);
-        let spawned = shared.spawner.spawn_reader(format!("conn-{peer}"), move || {
-            session::run(stream, peer, slot, for_thread);
+        let ctx = Arc::clone(&self.session);
+        let spawned = self.spawner.spawn(Role::Reader, format!("conn-{peer}"), move || {
+            session::run(stream, peer, slot, &ctx);
         });
         if spawned.is_err() {
             // The closure (and with it the slot) is gone; `keep` is the same socket.
-            shared.stats.handshakes_rejected.inc();
-            let _ = refuse.try_send((keep, "server cannot create a thread for this connection"));
-        }
-    }
-}
-
-/// The refuser: reads each refused connection's request, then answers 503.
-fn refuse_all(queue: &Receiver<(TcpStream, &'static str)>) {
-    for (stream, reason) in queue {
-        let _ = stream.set_read_timeout(Some(REFUSE_READ_TIMEOUT));
-        let _ = stream.set_write_timeout(Some(REFUSE_READ_TIMEOUT));
-        read_request_head(&stream);
-        handshake::refuse(&stream, 503, "Service Unavailable", reason, "retry-after: 1\r\n");
-        let _ = stream.shutdown(Shutdown::Write);
-    }
-}
-
-/// Reads until the end of the request head, a limit, or the timeout, so that
-/// closing the socket does not reset it under the client's response.
-fn read_request_head(mut stream: &TcpStream) {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
+            self.stats.handshakes_rejected.inc();
+            refuse.send(keep, "server cannot create a thread for this connection");
         }
     }
 }

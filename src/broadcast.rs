@@ -15,17 +15,17 @@
 use std::sync::Arc;
 use std::thread;
 
+use crate::channel::ChannelName;
 use crate::client::{Client, ClientId};
 use crate::frame::EncodedFrame;
+use crate::publish::{Health, Payload, Publish, PublishError, Published};
 use crate::registry::Registry;
-use crate::stats::Stats;
+use crate::stats::{Figure, Stats};
+use crate::threads::{Role, ThreadSpawner};
 
 /// Fewest clients worth a shard of their own: below this, starting a thread
 /// costs more than the sends it takes over.
 const MIN_SHARD_CLIENTS: usize = 1024;
-
-/// Stack of a shard thread; it only makes non-blocking sends and queue pushes.
-const SHARD_STACK: usize = 128 * 1024;
 
 /// Offers frames to clients and accounts for what happened.
 #[derive(Clone)]
@@ -34,17 +34,24 @@ pub struct Fanout {
     stats: Arc<Stats>,
     /// Threads a large broadcast is split over, the caller's included.
     threads: usize,
+    spawner: ThreadSpawner,
 }
 
 impl Fanout {
     /// A fan-out over `registry`, counting into `stats`, splitting large
-    /// broadcasts over up to `threads` threads.
-    pub fn new(registry: Arc<Registry>, stats: Arc<Stats>, threads: usize) -> Fanout {
+    /// broadcasts over up to `threads` threads started by `spawner`.
+    pub fn new(registry: Arc<Registry>, stats: Arc<Stats>, threads: usize, spawner: ThreadSpawner) -> Fanout {
         Fanout {
             registry,
             stats,
             threads: threads.max(1),
+            spawner,
         }
+    }
+
+    /// Clients connected now.
+    pub fn clients(&self) -> usize {
+        self.registry.len()
     }
 
     /// Sends `frame` to every client; returns how many took it.
@@ -72,7 +79,7 @@ impl Fanout {
     /// there are enough clients. A shard whose thread cannot start (thread
     /// limits) is offered on this thread instead.
     fn offer_sharded(&self, clients: &[&Arc<Client>], frames: &[&EncodedFrame]) -> usize {
-        let shards = self.threads.min(clients.len() / MIN_SHARD_CLIENTS).max(1);
+        let shards = shard_count(clients.len(), self.threads);
         let offer_all = |part: &[&Arc<Client>]| self.offer_part(part, frames, &|_: &Client| true);
         if shards == 1 {
             return offer_all(clients);
@@ -83,10 +90,9 @@ impl Fanout {
         thread::scope(|scope| {
             let helpers: Vec<_> = parts
                 .map(|part| {
-                    let started = thread::Builder::new()
-                        .name("fanout".into())
-                        .stack_size(SHARD_STACK)
-                        .spawn_scoped(scope, move || offer_all(part));
+                    let started = self
+                        .spawner
+                        .spawn_scoped(scope, Role::Shard, "fanout".into(), move || offer_all(part));
                     (part, started)
                 })
                 .collect();
@@ -120,7 +126,7 @@ impl Fanout {
 
     /// Sends `frame` to one client; `None` if no such client is connected,
     /// `Some(false)` if it is closing or was just dropped as slow.
-    pub fn send_to(&self, id: ClientId, frame: &EncodedFrame) -> Option<bool> {
+    pub fn send_to_id(&self, id: ClientId, frame: &EncodedFrame) -> Option<bool> {
         let client = self.registry.get(id)?;
         let taken = self.offer(&client, frame);
         if taken {
@@ -133,5 +139,85 @@ impl Fanout {
     /// registry lock. A client not keeping up is dropped by its outbox.
     pub fn offer(&self, client: &Client, frame: &EncodedFrame) -> bool {
         client.outbox.offer(Arc::clone(frame)).accepted()
+    }
+}
+
+/// A single node's publishing: straight to this node's clients.
+impl Publish for Fanout {
+    fn publish(&self, channel: &ChannelName, msg: Payload) -> Result<Published, PublishError> {
+        // Every client is on `all`, and no client is on any other channel yet.
+        let clients = if channel.is_all() {
+            self.broadcast(&msg.frame())
+        } else {
+            0
+        };
+        Ok(Published::local(clients))
+    }
+
+    fn send_to(&self, client: &str, msg: Payload) -> Result<Published, PublishError> {
+        let no_client = || PublishError::NoClient(client.to_owned());
+        let id = ClientId::parse(client).ok_or_else(no_client)?;
+        let taken = self.send_to_id(id, &msg.frame()).ok_or_else(no_client)?;
+        Ok(Published::local(usize::from(taken)))
+    }
+
+    fn health(&self) -> Health {
+        Health::Ok
+    }
+
+    fn figures(&self) -> Vec<Figure> {
+        Vec::new()
+    }
+
+    fn cluster_view(&self) -> Option<serde_json::Result<String>> {
+        None
+    }
+}
+
+/// How many shards a broadcast to `clients` clients is split into, with up to `threads` threads.
+fn shard_count(clients: usize, threads: usize) -> usize {
+    threads.min(clients / MIN_SHARD_CLIENTS).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::metrics::counter::Counter;
+
+    fn fanout() -> (Fanout, Arc<Stats>) {
+        let stats = Arc::new(Stats::default());
+        let spawner = ThreadSpawner::new(64 * 1024, 64 * 1024, Counter::default());
+        let registry = Registry::new(4, None);
+        (Fanout::new(registry, Arc::clone(&stats), 4, spawner), stats)
+    }
+
+    #[test]
+    fn shards_only_for_a_thousand_clients_each() {
+        assert_eq!(shard_count(0, 4), 1);
+        assert_eq!(shard_count(2047, 4), 1);
+        assert_eq!(shard_count(2048, 4), 2);
+        assert_eq!(shard_count(100_000, 4), 4);
+        assert_eq!(shard_count(100_000, 1), 1);
+    }
+
+    #[test]
+    fn a_publish_to_nobody_counts_one_broadcast_and_no_delivery() {
+        let (fanout, stats) = fanout();
+        let msg = Payload::new(crate::frame::PayloadKind::Text, &b"x"[..]);
+        let published = fanout.publish(&ChannelName::all(), msg).unwrap();
+        assert_eq!(published, Published::local(0));
+        assert_eq!((stats.broadcasts.get(), stats.deliveries_queued.get()), (1, 0));
+    }
+
+    #[test]
+    fn send_to_refuses_ids_that_are_not_plain_numbers_or_not_connected() {
+        let (fanout, _) = fanout();
+        for id in ["7", "a-7", "", "x"] {
+            let msg = Payload::new(crate::frame::PayloadKind::Text, &b"x"[..]);
+            match fanout.send_to(id, msg) {
+                Err(PublishError::NoClient(shown)) => assert_eq!(shown, id),
+                other => panic!("{id:?}: {other:?}"),
+            }
+        }
     }
 }

@@ -72,8 +72,9 @@ pub struct Config {
     #[arg(long = "allowed-origin", env = "WSPUSH_ALLOWED_ORIGIN", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
-    /// Bearer token every publishing request must carry (`Authorization: Bearer TOKEN`).
-    #[arg(long, env = "WSPUSH_PUBLISH_TOKEN", hide_env_values = true)]
+    /// Bearer token every side-port request must carry (`Authorization: Bearer TOKEN`),
+    /// except /healthz, /config.json and the page's files.
+    #[arg(long, env = "WSPUSH_PUBLISH_TOKEN", hide_env_values = true, value_parser = parse_token)]
     pub publish_token: Option<String>,
 
     /// JSON file with the pod list served by /pods and /sendpods [default: built in].
@@ -123,6 +124,14 @@ pub struct Config {
     pub node_id: Option<String>,
 }
 
+/// A token must not be empty: an empty one would let requests without any token in.
+fn parse_token(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the token must not be empty (leave the flag out to run without one)".into());
+    }
+    Ok(s.to_owned())
+}
+
 /// Parses a positive number of seconds, fractions allowed ("0.5").
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
@@ -145,5 +154,11 @@ mod tests {
         assert!(parse_seconds("0").is_err());
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("soon").is_err());
+    }
+
+    #[test]
+    fn an_empty_token_is_refused() {
+        assert!(Config::try_parse_from(["wspush", "--publish-token", ""]).is_err());
+        assert!(Config::try_parse_from(["wspush", "--publish-token", "x"]).is_ok());
     }
 }

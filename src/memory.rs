@@ -60,7 +60,7 @@ const TRIM_AT_LEAST_EVERY: Duration = Duration::from_secs(10);
 
 /// Decides when to trim, from the count of connections ended so far.
 #[derive(Debug)]
-pub struct HeapTrimmer {
+pub(crate) struct HeapTrimmer {
     ended_at_last_tick: u64,
     ended_at_last_trim: u64,
     last_trim: Instant,

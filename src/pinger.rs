@@ -13,91 +13,107 @@
 //! unregisters it and logs the reason.
 
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, tick, Receiver};
+use crossbeam_channel::{select, tick};
 
+use crate::broadcast::Fanout;
 use crate::config::PingStyle;
 use crate::frame::{self, EncodedFrame};
 use crate::memory::HeapTrimmer;
-use crate::server::Shared;
+use crate::registry::Registry;
+use crate::stats::Stats;
+use crate::stop::StopToken;
+use crate::threads::{Role, ThreadSpawner};
 
 /// Longest gap between two checks for silent clients.
 const MAX_REAP_CHECK: Duration = Duration::from_secs(1);
 
-/// Starts the ping thread; it ends when `stop` is dropped or sent to.
-pub fn start(shared: Arc<Shared>, stop: Receiver<()>) -> std::io::Result<JoinHandle<()>> {
-    thread::Builder::new()
-        .name("pinger".into())
-        .spawn(move || run(&shared, &stop))
+/// What the ping thread needs.
+pub struct Pinger {
+    pub registry: Arc<Registry>,
+    pub fanout: Fanout,
+    pub stats: Arc<Stats>,
+    /// `--ping-interval`.
+    pub interval: Duration,
+    /// `--pong-timeout`.
+    pub timeout: Duration,
+    pub style: PingStyle,
+    pub stop: StopToken,
 }
 
-fn run(shared: &Shared, stop: &Receiver<()>) {
-    let interval = shared.config.ping_interval;
-    let timeout = shared.config.pong_timeout;
-    let check_every = interval
-        .min(timeout / 4)
-        .min(MAX_REAP_CHECK)
-        .max(Duration::from_millis(10));
-    let ticker = tick(check_every);
-    let mut next_ping = Instant::now() + interval;
-    // Frame pings: each client once every `slices` checks, about once an interval.
-    let spread = shared.config.ping_style == PingStyle::Frame;
-    let slices = (interval.as_nanos() / check_every.as_nanos()).max(1) as u64;
-    let ping = frame::ping();
-    let mut round: u64 = 0;
-    let mut trimmer = HeapTrimmer::new();
-    loop {
-        select! {
-            recv(ticker) -> _ => {
-                reap_silent(shared, timeout);
-                let ended = shared.stats.connections_accepted.get().saturating_sub(shared.registry.len() as u64);
-                trimmer.tick(ended);
-                if spread {
-                    ping_slice(shared, &ping, round % slices, slices);
-                    round += 1;
-                } else if Instant::now() >= next_ping {
-                    ping_all(shared);
-                    next_ping += interval;
+/// Starts the ping thread; it ends with the stop.
+pub fn start(pinger: Pinger, spawner: &ThreadSpawner) -> std::io::Result<JoinHandle<()>> {
+    spawner.spawn(Role::Service, "pinger".into(), move || pinger.run())
+}
+
+impl Pinger {
+    fn run(&self) {
+        let check_every = self
+            .interval
+            .min(self.timeout / 4)
+            .min(MAX_REAP_CHECK)
+            .max(Duration::from_millis(10));
+        let ticker = tick(check_every);
+        let mut next_ping = Instant::now() + self.interval;
+        // Frame pings: each client once every `slices` checks, about once an interval.
+        let spread = self.style == PingStyle::Frame;
+        let slices = (self.interval.as_nanos() / check_every.as_nanos()).max(1) as u64;
+        let ping = frame::ping();
+        let mut round: u64 = 0;
+        let mut trimmer = HeapTrimmer::new();
+        loop {
+            select! {
+                recv(ticker) -> _ => {
+                    self.reap_silent();
+                    let accepted = self.stats.connections_accepted.get();
+                    trimmer.tick(accepted.saturating_sub(self.registry.len() as u64));
+                    if spread {
+                        self.ping_slice(&ping, round % slices, slices);
+                        round += 1;
+                    } else if Instant::now() >= next_ping {
+                        self.ping_all();
+                        next_ping += self.interval;
+                    }
                 }
+                recv(self.stop.channel()) -> _ => return,
             }
-            recv(stop) -> _ => return,
         }
     }
-}
 
-/// Pings the clients whose id falls in `slice` of `slices`.
-fn ping_slice(shared: &Shared, ping: &EncodedFrame, slice: u64, slices: u64) {
-    shared
-        .fanout
-        .offer_each(&[ping], |client| client.id.seq % slices == slice);
-}
+    /// Pings the clients whose id falls in `slice` of `slices`.
+    fn ping_slice(&self, ping: &EncodedFrame, slice: u64, slices: u64) {
+        self.fanout
+            .offer_each(&[ping], |client| client.id.0 % slices == slice);
+    }
 
-/// The tutorial's round: a Ping and a text `ping` to every client.
-fn ping_all(shared: &Shared) {
-    let ping = frame::ping();
-    let text = frame::text("ping");
-    shared.fanout.offer_each(&[&ping, &text], |_| true);
-}
+    /// The tutorial's round: a Ping and a text `ping` to every client.
+    fn ping_all(&self) {
+        let ping = frame::ping();
+        let text = frame::text("ping");
+        self.fanout.offer_each(&[&ping, &text], |_| true);
+    }
 
-fn reap_silent(shared: &Shared, timeout: Duration) {
-    let limit = timeout.as_millis() as u64;
-    let mut silent = Vec::new();
-    shared.registry.for_each(|client| {
-        if client.last_seen.silent_ms() > limit {
-            silent.push(Arc::clone(client));
-        }
-    });
-    for client in silent {
-        let reason = format!("reaped: nothing received for {:.1} s", timeout.as_secs_f64());
-        if client.mark_ended(reason) {
-            shared.stats.clients_reaped.inc();
-            log::warn!(
-                "{client} reaped: no pong or frame within {:.1} s",
-                timeout.as_secs_f64()
-            );
-            client.outbox.kill();
+    fn reap_silent(&self) {
+        let timeout = self.timeout;
+        let limit = timeout.as_millis() as u64;
+        let mut silent = Vec::new();
+        self.registry.for_each(|client| {
+            if client.last_seen.silent_ms() > limit {
+                silent.push(Arc::clone(client));
+            }
+        });
+        for client in silent {
+            let reason = format!("reaped: nothing received for {:.1} s", timeout.as_secs_f64());
+            if client.mark_ended(reason) {
+                self.stats.clients_reaped.inc();
+                log::warn!(
+                    "{client} reaped: no pong or frame within {:.1} s",
+                    timeout.as_secs_f64()
+                );
+                client.outbox.kill();
+            }
         }
     }
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{self, EncodedFrame};
+use crate::frame::PayloadKind;
+use crate::publish::Payload;
 
 /// The tutorial's three pods, served when no `--pods` file is given.
 pub const DEFAULT_PODS_JSON: &str = r#"[{"PodName":"pod-101","PodImage":"nginx:1.18","PodNode":"node1"},{"PodName":"pod-76xs","PodImage":"alpine:3.12","PodNode":"node2"},{"PodName":"pod-F#ff3","PodImage":"tomcat:8","PodNode":"node3"}]"#;
@@ -14,7 +15,6 @@ pub const DEFAULT_PODS_JSON: &str = r#"[{"PodName":"pod-101","PodImage":"nginx:1
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pod {
-    /// The pod's name.
     #[serde(rename = "PodName")]
     pub name: String,
     /// The container image it runs.
@@ -30,8 +30,8 @@ pub struct Pod {
 pub struct PodList {
     /// Compact JSON, as `/pods` returns it.
     pub json: String,
-    /// The same JSON as a WebSocket text frame, as `/sendpods` broadcasts it.
-    pub frame: EncodedFrame,
+    /// The same JSON as a text message, its frame encoded once, as `/sendpods` publishes it.
+    pub payload: Payload,
 }
 
 /// Why a pod list could not be loaded.
@@ -39,24 +39,13 @@ pub struct PodList {
 pub enum PodsError {
     /// The file could not be read.
     #[error("cannot read pod list {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     /// The file is not a JSON array of pods.
     #[error("invalid pod list {path}: {source} (expected a JSON array of {{\"PodName\",\"PodImage\",\"PodNode\"}} objects)")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        source: serde_json::Error,
-    },
+    Invalid { path: String, source: serde_json::Error },
 }
 
 impl PodList {
-    /// The built-in list.
     pub fn builtin() -> PodList {
         PodList::from_json(DEFAULT_PODS_JSON, "built-in")
             .unwrap_or_else(|_| unreachable!("the built-in pod list is valid"))
@@ -81,8 +70,8 @@ impl PodList {
             path: origin.to_owned(),
             source,
         })?;
-        let frame = frame::text(&json);
-        Ok(PodList { json, frame })
+        let payload = Payload::encoded(PayloadKind::Text, json.as_bytes());
+        Ok(PodList { json, payload })
     }
 }
 

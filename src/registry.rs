@@ -6,18 +6,20 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
 use crate::client::{Client, ClientId};
-use crate::cluster::NodeName;
 
 /// Every connected client, and the count of slots taken (connected or handshaking).
 pub struct Registry {
     clients: Mutex<HashMap<ClientId, Arc<Client>>>,
     emptied: Condvar,
     next_id: AtomicU64,
-    node: Option<NodeName>,
+    /// Shown before every client id (`a-7`): a cluster node's id.
+    id_prefix: Option<Arc<str>>,
     slots_taken: AtomicUsize,
     max_clients: usize,
 }
@@ -57,24 +59,19 @@ impl Drop for Registration {
 }
 
 impl Registry {
-    /// An empty registry admitting at most `max_clients` connections.
-    pub fn new(max_clients: usize) -> Arc<Registry> {
-        Registry::for_node(max_clients, None)
-    }
-
-    /// An empty registry whose client ids name `node` (a node of a cluster).
-    pub fn for_node(max_clients: usize, node: Option<NodeName>) -> Arc<Registry> {
+    /// An empty registry admitting at most `max_clients` connections, whose
+    /// clients are shown as `PREFIX-N` when `id_prefix` is given.
+    pub fn new(max_clients: usize, id_prefix: Option<Arc<str>>) -> Arc<Registry> {
         Arc::new(Registry {
             clients: Mutex::new(HashMap::new()),
             emptied: Condvar::new(),
             next_id: AtomicU64::new(1),
-            node,
+            id_prefix,
             slots_taken: AtomicUsize::new(0),
             max_clients,
         })
     }
 
-    /// The connection limit.
     pub fn max_clients(&self) -> usize {
         self.max_clients
     }
@@ -91,10 +88,12 @@ impl Registry {
 
     /// A fresh, never reused client id.
     pub fn next_id(&self) -> ClientId {
-        ClientId {
-            node: self.node,
-            seq: self.next_id.fetch_add(1, SeqCst),
-        }
+        ClientId(self.next_id.fetch_add(1, SeqCst))
+    }
+
+    /// What client ids are shown with (`a` for `a-7`), if anything.
+    pub fn id_prefix(&self) -> Option<Arc<str>> {
+        self.id_prefix.clone()
     }
 
     /// Adds a client whose handshake completed.
@@ -109,11 +108,6 @@ impl Registry {
     /// Clients connected now.
     pub fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    /// Whether no client is connected.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The client with this id, if connected.
@@ -154,15 +148,52 @@ impl Registry {
             if left.is_zero() {
                 return false;
             }
-            clients = match self.emptied.wait_timeout(clients, left) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
+            self.emptied.wait_for(&mut clients, left);
         }
         true
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<ClientId, Arc<Client>>> {
-        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+        self.clients.lock()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_stop_at_the_limit_and_come_back_when_dropped() {
+        let registry = Registry::new(2, None);
+        let a = registry.reserve().expect("first slot");
+        let b = registry.reserve().expect("second slot");
+        assert!(registry.reserve().is_none(), "the limit holds");
+        drop(a);
+        let c = registry.reserve().expect("a dropped slot is free again");
+        drop((b, c));
+        assert!(registry.wait_empty(Duration::ZERO));
+    }
+
+    #[test]
+    fn wait_empty_waits_for_a_handshaking_slot() {
+        let registry = Registry::new(1, None);
+        let slot = registry.reserve().expect("slot");
+        assert!(!registry.wait_empty(Duration::from_millis(20)), "a slot is taken");
+        let waiter = {
+            let registry = Arc::clone(&registry);
+            std::thread::spawn(move || registry.wait_empty(Duration::from_secs(60)))
+        };
+        drop(slot);
+        assert!(waiter.join().unwrap(), "woken when the last slot went");
+    }
+
+    #[test]
+    fn ids_count_up_and_are_never_reused() {
+        let registry = Registry::new(1, Some("a".into()));
+        assert_eq!(registry.next_id(), ClientId(1));
+        assert_eq!(registry.next_id(), ClientId(2));
+        assert_eq!(registry.id_prefix().as_deref(), Some("a"));
+        assert_eq!(registry.len(), 0);
+        assert!(registry.snapshot().is_empty());
     }
 }

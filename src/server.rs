@@ -1,114 +1,74 @@
-//! Wiring: binds both ports, starts the threads, and shuts them down in order.
+//! Wiring: binds both ports, builds what each thread needs, starts the
+//! threads, and shuts them down in order.
 //!
 //! Threads: one acceptor and one refuser for the WebSocket port, a reader per
-//! connection (plus a writer while it has a backlog), the pinger, and the HTTP
-//! workers. `Shared` is what they all read.
+//! connection (plus a writer while it has a backlog), the pinger, the HTTP
+//! workers and, with `--redis`, the cluster's subscriber and announcer. Each
+//! gets a context of its own; one `Stop` ends them all. This module (with
+//! `server/setup.rs`) is the only one that knows the cluster exists: to everyone else it is a `Publish`.
+
+mod setup;
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use crossbeam_channel::Sender;
-use socket2::{Domain, Socket, Type};
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::WebSocketConfig;
-
-use crate::broadcast::Fanout;
-use crate::client::OutboxConfig;
-use crate::cluster::{self, Cluster, ClusterThreads, Publisher};
+use self::setup::{
+    bind, cluster_settings, going_away, max_clients, pinger_context, reachable, session_context, validate,
+    warn_about, Bound, Core,
+};
+use crate::acceptor::{self, Acceptor};
+use crate::cluster::{self, Cluster, ClusterThreads};
 use crate::config::Config;
-use crate::frame::{self, EncodedFrame};
-use crate::http_api::HttpApi;
-use crate::limits::Ceilings;
-use crate::origin::OriginPolicy;
+use crate::http_api::{HttpApi, HttpContext};
+use crate::metrics::Metrics;
+use crate::pinger;
 use crate::pods::{PodList, PodsError};
+use crate::publish::Publish;
 use crate::registry::Registry;
-use crate::stats::{Stats, StatsSnapshot};
-use crate::threads::ThreadSpawner;
-use crate::{acceptor, pinger};
+use crate::session::handshake::WS_PATH;
+use crate::stats::StatsSnapshot;
+use crate::stop::Stop;
 
 /// How long shutdown waits for clients to answer Close 1001 and for writers to flush.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-/// Pending connections the kernel may hold for the acceptor.
-const LISTEN_BACKLOG: i32 = 4096;
-/// tungstenite's write buffer: it only ever holds a Pong or a Close reply.
-const WS_WRITE_BUFFER: usize = 4096;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A port could not be bound.
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: io::Error,
-    },
-    /// The HTTP side port could not be started.
+    Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot start the HTTP side port on {addr}: {reason}")]
-    Http {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        reason: String,
-    },
-    /// The pod list is invalid.
+    Http { addr: SocketAddr, reason: String },
     #[error(transparent)]
     Pods(#[from] PodsError),
     /// A flag's value cannot work.
     #[error("invalid settings: {0}")]
     Invalid(String),
-    /// A server thread could not be started.
     #[error("cannot start a server thread: {0}")]
     Thread(#[from] io::Error),
 }
 
-/// What every server thread reads.
-pub struct Shared {
-    pub(crate) config: Config,
-    pub(crate) origins: OriginPolicy,
-    pub(crate) registry: Arc<Registry>,
-    pub(crate) stats: Arc<Stats>,
-    pub(crate) fanout: Fanout,
-    /// Where publishes go: this node's fan-out, or Redis with `--redis`.
-    pub(crate) publisher: Publisher,
-    pub(crate) spawner: ThreadSpawner,
-    pub(crate) outbox_config: Arc<OutboxConfig>,
-    pub(crate) ws_config: WebSocketConfig,
-    pub(crate) pods: PodList,
-    pub(crate) ws_addr: SocketAddr,
-    pub(crate) going_away: EncodedFrame,
-    started: Instant,
-    shutting_down: AtomicBool,
-}
-
-impl Shared {
-    pub(crate) fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(SeqCst)
-    }
-
-    pub(crate) fn stats_snapshot(&self) -> StatsSnapshot {
-        let mut snapshot = self
-            .stats
-            .snapshot(self.registry.len(), self.spawner.failures(), self.started);
-        snapshot.cluster = self.publisher.cluster().map(|c| c.stats());
-        snapshot
-    }
-}
-
 /// A running server. Dropping it without `shutdown` leaves its threads running.
 pub struct Server {
-    shared: Arc<Shared>,
+    ws_addr: SocketAddr,
     http_addr: SocketAddr,
-    http: HttpApi,
-    acceptor: JoinHandle<()>,
-    refuser: JoinHandle<()>,
-    pinger: JoinHandle<()>,
-    stop_pinger: Sender<()>,
+    stop: Stop,
+    threads: Threads,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    cluster: Option<Arc<Cluster>>,
+}
+
+/// The server's own threads, joined at shutdown.
+#[derive(Default)]
+struct Threads {
+    acceptor: Option<JoinHandle<()>>,
+    refuser: Option<JoinHandle<()>>,
+    pinger: Option<JoinHandle<()>>,
+    http: Option<HttpApi>,
     cluster: Option<ClusterThreads>,
 }
 
@@ -116,160 +76,118 @@ impl Server {
     /// Binds both ports and starts serving.
     pub fn start(config: Config) -> Result<Server, StartError> {
         validate(&config)?;
-        let ceilings = Ceilings::raise_and_read();
-        let max_clients = match config.max_clients {
-            Some(n) => n,
-            None => {
-                let (n, bound_by) = ceilings.max_clients();
-                log::info!("max clients {n} (bound by the {bound_by}; {ceilings:?})");
-                n
-            }
-        };
+        let max_clients = max_clients(&config);
         let pods = match &config.pods {
             Some(path) => PodList::load(path)?,
             None => PodList::builtin(),
         };
-        if config.publish_token.is_none() && !config.http_addr.ip().is_loopback() {
-            log::warn!(
-                "the HTTP side port {} is not loopback and no --publish-token is set: anyone who reaches it can publish",
-                config.http_addr
-            );
-        }
-        if config.redis.is_none() && config.node_id.is_some() {
-            log::warn!("--node-id has no effect without --redis");
-        }
-        if !config.html_dir.is_dir() {
-            log::warn!(
-                "html folder {} does not exist; the page will answer 404",
-                config.html_dir.display()
-            );
-        }
-
-        let listener = listen(config.ws_addr)?;
-        let ws_addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.ws_addr,
-            source,
-        })?;
-        let http_server = tiny_http::Server::http(config.http_addr).map_err(|e| StartError::Http {
-            addr: config.http_addr,
-            reason: e.to_string(),
-        })?;
-        let http_addr = http_server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| StartError::Http {
-                addr: config.http_addr,
-                reason: "not an IP listener".into(),
-            })?;
-
-        let stats = Arc::new(Stats::default());
-        let node = match &config.redis {
-            Some(_) => Some(cluster::node_name(&config).map_err(StartError::Invalid)?),
-            None => None,
-        };
-        let registry = Registry::for_node(max_clients, node);
-        let fanout_threads = match config.fanout_threads {
-            Some(n) => usize::from(n),
-            None => thread::available_parallelism().map_or(1, |n| n.get()),
-        };
-        let fanout = Fanout::new(Arc::clone(&registry), Arc::clone(&stats), fanout_threads);
-        let publisher = match (&config.redis, node) {
-            (Some(url), Some(node)) => Publisher::Redis(
-                Cluster::new(
-                    &config,
-                    url,
-                    node,
-                    fanout.clone(),
-                    Arc::clone(&registry),
-                    format!("ws://{ws_addr}{}", crate::handshake::WS_PATH),
-                    format!("http://{http_addr}/"),
-                )
-                .map_err(StartError::Invalid)?,
+        warn_about(&config);
+        let bound = bind(&config)?;
+        let cluster_settings = cluster_settings(&config, &bound)?;
+        let core = Core::new(&config, max_clients, cluster_settings.as_ref().map(|s| s.node()));
+        let cluster = match cluster_settings {
+            Some(settings) => Some(
+                Cluster::new(settings, core.fanout.clone())
+                    .map_err(|e| StartError::Invalid(e.to_string()))?,
             ),
-            _ => Publisher::Local(fanout.clone()),
-        };
-        let spawner = ThreadSpawner::new(config.reader_stack_kib * 1024, config.writer_stack_kib * 1024);
-        let shared = Arc::new(Shared {
-            origins: OriginPolicy::from_flags(&config.allowed_origins),
-            fanout,
-            publisher,
-            outbox_config: Arc::new(OutboxConfig {
-                queue_len: config.queue_len as usize,
-                queue_bytes: usize::try_from(config.queue_bytes).unwrap_or(usize::MAX),
-                write_timeout: config.write_timeout,
-                spawner: spawner.clone(),
-                stats: Arc::clone(&stats),
-            }),
-            ws_config: WebSocketConfig::default()
-                .read_buffer_size(config.read_buffer_bytes)
-                .write_buffer_size(WS_WRITE_BUFFER)
-                .max_write_buffer_size(WS_WRITE_BUFFER * 4)
-                .max_message_size(Some(config.max_message_bytes))
-                .max_frame_size(Some(config.max_message_bytes)),
-            going_away: frame::close(CloseCode::Away, "going away"),
-            registry,
-            stats,
-            spawner,
-            pods,
-            ws_addr,
-            started: Instant::now(),
-            shutting_down: AtomicBool::new(false),
-            config,
-        });
-        let cluster = match shared.publisher.cluster() {
-            Some(cluster) => {
-                let threads = cluster.start()?;
-                if !cluster.wait_up(cluster::STARTUP_WAIT) {
-                    log::warn!(
-                        "cluster: not subscribed at redis {} yet: serving degraded (publishes answer 503) until it is",
-                        cluster.target()
-                    );
-                }
-                Some(threads)
-            }
             None => None,
         };
-        let (acceptor, refuser) = acceptor::start(listener, Arc::clone(&shared))?;
-        let (stop_pinger, stop_rx) = crossbeam_channel::bounded(1);
-        let pinger = pinger::start(Arc::clone(&shared), stop_rx)?;
-        let http = HttpApi::start(http_server, shared.config.http_threads, Arc::clone(&shared))?;
-        log::info!("WebSocket on {ws_addr}, HTTP side port on {http_addr}");
-        Ok(Server {
-            shared,
-            http_addr,
-            http,
-            acceptor,
-            refuser,
-            pinger,
-            stop_pinger,
+        let publisher: Arc<dyn Publish> = match &cluster {
+            Some(cluster) => Arc::clone(cluster) as Arc<dyn Publish>,
+            None => Arc::new(core.fanout.clone()),
+        };
+        let metrics = Arc::new(Metrics::new(
+            Arc::clone(&core.stats),
+            Arc::clone(&core.registry),
+            Arc::clone(&publisher),
+        ));
+        let mut server = Server {
+            ws_addr: bound.ws_addr,
+            http_addr: bound.http_addr,
+            stop: Stop::new(),
+            threads: Threads::default(),
+            registry: Arc::clone(&core.registry),
+            metrics: Arc::clone(&metrics),
             cluster,
-        })
+        };
+        match server.start_threads(config, bound, &core, publisher, pods, metrics) {
+            Ok(()) => {
+                log::info!(
+                    "WebSocket on {}, HTTP side port on {}",
+                    server.ws_addr,
+                    server.http_addr
+                );
+                Ok(server)
+            }
+            Err(e) => {
+                server.stop_threads();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Starts every thread; on an error the ones started are left for `stop_threads`.
+    fn start_threads(
+        &mut self,
+        config: Config,
+        bound: Bound,
+        core: &Core,
+        publisher: Arc<dyn Publish>,
+        pods: PodList,
+        metrics: Arc<Metrics>,
+    ) -> io::Result<()> {
+        let token = self.stop.token();
+        if let Some(cluster) = &self.cluster {
+            self.threads.cluster = Some(cluster.start(&core.spawner, &token)?);
+            cluster.wait_up(cluster::STARTUP_WAIT);
+        }
+        let session = Arc::new(session_context(&config, core, token.clone()));
+        let (acceptor, refuser) = acceptor::start(Acceptor {
+            listener: bound.listener,
+            registry: Arc::clone(&core.registry),
+            spawner: core.spawner.clone(),
+            session,
+            stats: Arc::clone(&core.stats),
+            stop: token.clone(),
+        })?;
+        self.threads.acceptor = Some(acceptor);
+        self.threads.refuser = Some(refuser);
+        self.threads.pinger = Some(pinger::start(
+            pinger_context(&config, core, token.clone()),
+            &core.spawner,
+        )?);
+        let http = Arc::new(HttpContext {
+            publisher,
+            clients: Arc::clone(&core.registry),
+            metrics,
+            pods,
+            html_dir: config.html_dir,
+            token: config.publish_token,
+            ws_port: self.ws_addr.port(),
+            ws_path: WS_PATH,
+            max_body: config.max_body_bytes,
+        });
+        let (api, started) = HttpApi::start(bound.http, config.http_threads, http, &core.spawner, &token);
+        self.threads.http = Some(api);
+        started
     }
 
     /// With `--redis`: the line printed at startup after the listening line,
     /// `wspush node NODE redis=HOST:PORT/DB channel=PREFIX`.
     pub fn node_line(&self) -> Option<String> {
-        self.shared.publisher.cluster().map(|c| {
-            format!(
-                "wspush node {} redis={} channel={}",
-                c.node(),
-                c.target(),
-                c.channel()
-            )
-        })
+        self.cluster.as_ref().map(|c| c.node_line())
     }
 
     /// With `--redis`: this node's id.
     pub fn node_id(&self) -> Option<String> {
-        self.shared.publisher.cluster().map(|c| c.node().to_string())
+        self.cluster.as_ref().map(|c| c.node().to_owned())
     }
 
     /// The WebSocket listener's address (with the real port when 0 was asked for).
     pub fn ws_addr(&self) -> SocketAddr {
-        self.shared.ws_addr
+        self.ws_addr
     }
 
-    /// The HTTP side port's address.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
     }
@@ -277,41 +195,29 @@ impl Server {
     /// The line printed at startup: `wspush listening ws=ws://HOST:PORT/echo http=http://HOST:PORT/`.
     pub fn listening_line(&self) -> String {
         format!(
-            "wspush listening ws=ws://{}{} http=http://{}/",
-            self.ws_addr(),
-            crate::handshake::WS_PATH,
-            self.http_addr
+            "wspush listening ws=ws://{}{WS_PATH} http=http://{}/",
+            self.ws_addr, self.http_addr
         )
     }
 
-    /// The counters now.
+    /// Every figure now, as `/stats` shows it.
     pub fn stats(&self) -> StatsSnapshot {
-        self.shared.stats_snapshot()
+        self.metrics.snapshot()
     }
 
     /// Stops accepting, sends Close 1001 to every client, waits up to 2 s for
-    /// them to go, then stops the remaining threads.
-    pub fn shutdown(self) {
-        let shared = &self.shared;
-        shared.shutting_down.store(true, SeqCst);
-        // Wake the blocked accept() with a connection of our own.
-        let _ = TcpStream::connect_timeout(&reachable(shared.ws_addr), Duration::from_secs(1));
-        let _ = self.acceptor.join();
-        let _ = self.refuser.join();
-        let _ = self.stop_pinger.send(());
-        let _ = self.pinger.join();
-        self.http.stop();
-        if let Some(cluster) = self.cluster {
-            cluster.stop();
-        }
-        let clients = shared.registry.snapshot();
+    /// them to go, then returns.
+    pub fn shutdown(mut self) {
+        self.stop_threads();
+        let clients = self.registry.snapshot();
         log::info!("shutting down: closing {} client(s)", clients.len());
+        let going_away = going_away();
         for client in &clients {
             client.mark_ended("server shutting down");
-            client.outbox.close(shared.going_away.clone());
+            client.outbox.close(going_away.clone());
         }
-        if !shared.registry.wait_empty(SHUTDOWN_GRACE) {
-            let left = shared.registry.snapshot();
+        if !self.registry.wait_empty(SHUTDOWN_GRACE) {
+            let left = self.registry.snapshot();
             log::warn!("{} client(s) did not close in time; dropping them", left.len());
             for client in left {
                 client.outbox.kill();
@@ -319,46 +225,24 @@ impl Server {
         }
         log::info!("shut down");
     }
-}
 
-fn validate(config: &Config) -> Result<(), StartError> {
-    if config.max_clients == Some(0) {
-        return Err(StartError::Invalid("--max-clients must be at least 1".into()));
+    /// Gives the stop, wakes the threads blocked in a call, and joins them.
+    fn stop_threads(&mut self) {
+        self.stop.stop();
+        let threads = std::mem::take(&mut self.threads);
+        if let Some(acceptor) = threads.acceptor {
+            // Wake the blocked accept() with a connection of our own.
+            let _ = TcpStream::connect_timeout(&reachable(self.ws_addr), Duration::from_secs(1));
+            let _ = acceptor.join();
+        }
+        for thread in [threads.refuser, threads.pinger].into_iter().flatten() {
+            let _ = thread.join();
+        }
+        if let Some(http) = threads.http {
+            http.join();
+        }
+        if let Some(cluster) = threads.cluster {
+            cluster.join();
+        }
     }
-    if config.max_message_bytes == 0 || config.max_body_bytes == 0 {
-        return Err(StartError::Invalid(
-            "--max-message-bytes and --max-body-bytes must be at least 1".into(),
-        ));
-    }
-    if config.read_buffer_bytes < 256 {
-        return Err(StartError::Invalid(
-            "--read-buffer-bytes must be at least 256".into(),
-        ));
-    }
-    if config.reader_stack_kib < 16 || config.writer_stack_kib < 16 {
-        return Err(StartError::Invalid(
-            "thread stacks must be at least 16 KiB".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// A listener with a deep accept backlog, so connection bursts are not dropped.
-fn listen(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    let bind_err = |source| StartError::Bind { addr, source };
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_err)?;
-    socket.set_reuse_address(true).map_err(bind_err)?;
-    socket.bind(&addr.into()).map_err(bind_err)?;
-    socket.listen(LISTEN_BACKLOG).map_err(bind_err)?;
-    Ok(socket.into())
-}
-
-/// An address that reaches a listener bound to `addr` (a wildcard becomes loopback).
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    let ip = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, addr.port())
 }

@@ -1,175 +1,153 @@
-//! The server's counters, read by `/stats` (JSON) and `/metrics` (Prometheus text).
+//! The server's counters, defined once in one table: the `Stats` every part
+//! bumps, the `StatsSnapshot` `/stats` shows, and the `/metrics` registration
+//! (`metrics`) all come from `counters!` below.
+//!
+//! Figures owned by someone else (the cluster's Redis figures) are `Figure`s,
+//! asked for when a snapshot or a scrape is made.
 
 use std::time::Instant;
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
-use serde::Serialize;
+use prometheus_client::registry::Registry as PromRegistry;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 
-use crate::cluster::ClusterStats;
+/// One table, four uses: the `Stats` field, the snapshot field (same name, in
+/// this order in `/stats`), the Prometheus counter `wspush_<name>_total`, and
+/// its help text (also the field's doc).
+macro_rules! counters {
+    ($($name:ident: $help:literal,)*) => {
+        /// The server's counters. Cheap to bump: each is one atomic.
+        #[derive(Debug)]
+        pub struct Stats {
+            $(#[doc = $help] pub $name: Counter,)*
+            started: Instant,
+        }
 
-/// Counters shared by every part of the server. Cheap to bump: each is one atomic.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// WebSocket handshakes completed.
-    pub connections_accepted: Counter,
-    /// Messages published to all clients.
-    pub broadcasts: Counter,
-    /// Frames accepted for delivery to a client (written or queued).
-    pub deliveries_queued: Counter,
-    /// Broadcasts split over more than one fan-out thread.
-    pub sharded_broadcasts: Counter,
-    /// Clients dropped as slow consumers (queue over `--queue-len` or
-    /// `--queue-bytes`, or a write blocked past `--write-timeout`).
-    pub slow_clients_dropped: Counter,
-    /// Clients disconnected because nothing arrived from them within the pong timeout.
-    pub clients_reaped: Counter,
-    /// Connections refused before or during the WebSocket handshake.
-    pub handshakes_rejected: Counter,
+        impl Default for Stats {
+            fn default() -> Stats {
+                Stats { $($name: Counter::default(),)* started: Instant::now() }
+            }
+        }
+
+        /// A point-in-time copy of the figures, as `/stats` shows them.
+        #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+        pub struct StatsSnapshot {
+            /// Clients connected now.
+            pub clients: u64,
+            $(#[doc = $help] pub $name: u64,)*
+            /// Seconds since the server started.
+            pub uptime_seconds: u64,
+            /// Figures of the publisher (with `--redis`: the node id and the Redis figures).
+            #[serde(flatten)]
+            pub extra: Figures,
+        }
+
+        impl Stats {
+            /// Every figure now; `clients` and `extra` come from their owners.
+            pub fn snapshot(&self, clients: usize, extra: Vec<Figure>) -> StatsSnapshot {
+                StatsSnapshot {
+                    clients: clients as u64,
+                    $($name: self.$name.get(),)*
+                    uptime_seconds: self.uptime_seconds(),
+                    extra: Figures(extra),
+                }
+            }
+
+            /// Registers every counter (shared, not copied) under its name.
+            pub fn register(&self, registry: &mut PromRegistry) {
+                $(registry.register(stringify!($name), $help, self.$name.clone());)*
+            }
+        }
+    };
 }
 
-/// A point-in-time copy of the counters, as `/stats` shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct StatsSnapshot {
-    /// Clients connected now.
-    pub clients: u64,
-    /// WebSocket handshakes completed.
-    pub connections_accepted: u64,
-    /// Messages published to all clients.
-    pub broadcasts: u64,
-    /// Frames accepted for delivery to a client.
-    pub deliveries_queued: u64,
-    /// Broadcasts split over more than one fan-out thread.
-    pub sharded_broadcasts: u64,
-    /// Clients dropped for not keeping up.
-    pub slow_clients_dropped: u64,
-    /// Clients dropped for silence past the pong timeout.
-    pub clients_reaped: u64,
-    /// Connections refused at the handshake.
-    pub handshakes_rejected: u64,
-    /// Threads that could not be created.
-    pub thread_spawn_failures: u64,
-    /// Seconds since the server started.
-    pub uptime_seconds: u64,
-    /// With `--redis`: the node id and the Redis figures, flattened into the object.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<ClusterStats>,
+counters! {
+    connections_accepted: "WebSocket handshakes completed",
+    broadcasts: "Messages published to all clients",
+    deliveries_queued: "Frames accepted for delivery to a client (written or queued)",
+    sharded_broadcasts: "Broadcasts split over more than one fan-out thread",
+    slow_clients_dropped: "Clients dropped as slow consumers (queue over --queue-len or --queue-bytes, or a write blocked past --write-timeout)",
+    clients_reaped: "Clients dropped for silence past the pong timeout",
+    handshakes_rejected: "Connections refused before or during the WebSocket handshake",
+    thread_spawn_failures: "Threads that could not be created",
 }
 
 impl Stats {
-    /// Reads every counter; `clients` and `thread_spawn_failures` come from their owners.
-    pub fn snapshot(&self, clients: usize, thread_spawn_failures: u64, started: Instant) -> StatsSnapshot {
-        StatsSnapshot {
-            clients: clients as u64,
-            connections_accepted: self.connections_accepted.get(),
-            broadcasts: self.broadcasts.get(),
-            deliveries_queued: self.deliveries_queued.get(),
-            sharded_broadcasts: self.sharded_broadcasts.get(),
-            slow_clients_dropped: self.slow_clients_dropped.get(),
-            clients_reaped: self.clients_reaped.get(),
-            handshakes_rejected: self.handshakes_rejected.get(),
-            thread_spawn_failures,
-            uptime_seconds: started.elapsed().as_secs(),
-            cluster: None,
-        }
+    pub fn uptime_seconds(&self) -> u64 {
+        self.started.elapsed().as_secs()
     }
 }
 
-impl StatsSnapshot {
-    /// The same figures in the Prometheus text format, names prefixed `wspush_`.
-    pub fn to_prometheus(&self) -> String {
-        let mut registry = Registry::with_prefix("wspush");
-        let gauge = |v: u64| {
-            let g: Gauge = Gauge::default();
-            g.set(i64::try_from(v).unwrap_or(i64::MAX));
-            g
-        };
-        let counter = |v: u64| {
-            let c: Counter = Counter::default();
-            c.inc_by(v);
-            c
-        };
-        registry.register("clients", "Clients connected now", gauge(self.clients));
-        registry.register(
-            "uptime_seconds",
-            "Seconds since the server started",
-            gauge(self.uptime_seconds),
-        );
-        let mut counters = vec![
-            (
-                "connections_accepted",
-                "WebSocket handshakes completed",
-                self.connections_accepted,
-            ),
-            ("broadcasts", "Messages published to all clients", self.broadcasts),
-            (
-                "deliveries_queued",
-                "Frames accepted for delivery to a client",
-                self.deliveries_queued,
-            ),
-            (
-                "sharded_broadcasts",
-                "Broadcasts split over more than one fan-out thread",
-                self.sharded_broadcasts,
-            ),
-            (
-                "slow_clients_dropped",
-                "Clients dropped for not keeping up",
-                self.slow_clients_dropped,
-            ),
-            (
-                "clients_reaped",
-                "Clients dropped for silence past the pong timeout",
-                self.clients_reaped,
-            ),
-            (
-                "handshakes_rejected",
-                "Connections refused at the WebSocket handshake",
-                self.handshakes_rejected,
-            ),
-            (
-                "thread_spawn_failures",
-                "Threads that could not be created",
-                self.thread_spawn_failures,
-            ),
+/// A figure someone other than `Stats` owns, shown by `/stats` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Figure {
+    /// The `/stats` key; `/metrics` adds the `wspush_` prefix.
+    pub name: &'static str,
+    /// The `/metrics` help text.
+    pub help: &'static str,
+    pub value: FigureValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FigureValue {
+    /// Only counts up: a Prometheus counter.
+    Count(u64),
+    /// A yes/no state: `true`/`false` in `/stats`, a 1/0 gauge in `/metrics`.
+    Flag(bool),
+    /// A name (the node id): in `/stats` only.
+    Text(String),
+}
+
+/// The extra figures, serialised as keys of the `/stats` object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Figures(pub Vec<Figure>);
+
+impl Figures {
+    pub fn get(&self, name: &str) -> Option<&FigureValue> {
+        self.0.iter().find(|f| f.name == name).map(|f| &f.value)
+    }
+}
+
+impl Serialize for Figures {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for figure in &self.0 {
+            match &figure.value {
+                FigureValue::Count(n) => map.serialize_entry(figure.name, n)?,
+                FigureValue::Flag(b) => map.serialize_entry(figure.name, b)?,
+                FigureValue::Text(s) => map.serialize_entry(figure.name, s)?,
+            }
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_shows_counters_then_the_extra_figures_in_order() {
+        let stats = Stats::default();
+        stats.broadcasts.inc();
+        stats.thread_spawn_failures.inc_by(2);
+        let extra = vec![
+            Figure {
+                name: "node",
+                help: "",
+                value: FigureValue::Text("a".into()),
+            },
+            Figure {
+                name: "redis_up",
+                help: "",
+                value: FigureValue::Flag(true),
+            },
         ];
-        if let Some(c) = &self.cluster {
-            registry.register(
-                "redis_up",
-                "1 while the Redis subscription is up, else 0",
-                gauge(u64::from(c.redis_up)),
-            );
-            counters.extend([
-                (
-                    "redis_publishes",
-                    "Messages from publish requests accepted by Redis",
-                    c.redis_publishes,
-                ),
-                (
-                    "redis_publish_failures",
-                    "Publish requests refused because Redis was unavailable",
-                    c.redis_publish_failures,
-                ),
-                (
-                    "redis_reconnects",
-                    "Redis subscriptions made again after one was lost",
-                    c.redis_reconnects,
-                ),
-                (
-                    "redis_messages_received",
-                    "Messages received on the Redis subscription",
-                    c.redis_messages_received,
-                ),
-            ]);
-        }
-        for (name, help, value) in counters {
-            registry.register(name, help, counter(value));
-        }
-        let mut out = String::new();
-        // Encoding into a String cannot fail.
-        let _ = encode(&mut out, &registry);
-        out
+        let json = serde_json::to_string(&stats.snapshot(3, extra)).unwrap();
+        assert_eq!(
+            json,
+            r#"{"clients":3,"connections_accepted":0,"broadcasts":1,"deliveries_queued":0,"sharded_broadcasts":0,"slow_clients_dropped":0,"clients_reaped":0,"handshakes_rejected":0,"thread_spawn_failures":2,"uptime_seconds":0,"node":"a","redis_up":true}"#
+        );
     }
 }

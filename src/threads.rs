@@ -1,21 +1,41 @@
-//! Starting the server's per-connection threads, with set stack sizes.
+//! Starting every server thread: one spawner, a role for each thread.
 //!
-//! Every connection has a reader thread, and a writer thread while it has a
-//! backlog. Their stacks are set small on purpose (they hold one frame parser
-//! and a few locals), so that thousands fit in memory. A thread that cannot be
-//! created (pid_max, `vm.max_map_count`, memory) is an error the caller
-//! handles; the failure is logged once per burst, not once per connection.
+//! A role sets the stack size. Connection threads (a reader per connection, a
+//! writer while it has a backlog) get small stacks on purpose (they hold one
+//! frame parser and a few locals), so that thousands fit in memory; the few
+//! long-lived threads get the default. A thread that cannot be created
+//! (pid_max, `vm.max_map_count`, memory) is an error the caller handles; it is
+//! counted in `thread_spawn_failures` and logged once per burst, not once per
+//! connection. Every thread gives its unused stack pages back as it ends.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle, Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
 
 /// How long failures are summed into one log line.
 const FAILURE_LOG_WINDOW: Duration = Duration::from_secs(5);
 
-/// Starts reader and writer threads and counts the ones that could not start.
+/// Stack of a fan-out shard: it only makes non-blocking sends and queue pushes.
+const SHARD_STACK: usize = 128 * 1024;
+
+/// What a thread does, which decides its stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A connection's reader (`--reader-stack-kib`).
+    Reader,
+    /// A connection's backlog writer (`--writer-stack-kib`).
+    Writer,
+    /// Helps one broadcast offer to a share of the clients.
+    Shard,
+    /// The acceptor, refuser, pinger, HTTP workers and cluster threads.
+    Service,
+}
+
+/// Starts threads and counts the ones that could not start.
 #[derive(Clone, Debug)]
 pub struct ThreadSpawner {
     inner: Arc<Inner>,
@@ -25,58 +45,76 @@ pub struct ThreadSpawner {
 struct Inner {
     reader_stack: usize,
     writer_stack: usize,
-    failures: AtomicU64,
+    failures: Counter,
     last_logged: Mutex<Option<(Instant, u64)>>,
 }
 
 impl ThreadSpawner {
-    /// A spawner with the given stack sizes in bytes.
-    pub fn new(reader_stack: usize, writer_stack: usize) -> ThreadSpawner {
+    /// A spawner with these connection stack sizes in bytes, counting failures into `failures`.
+    pub fn new(reader_stack: usize, writer_stack: usize, failures: Counter) -> ThreadSpawner {
         ThreadSpawner {
             inner: Arc::new(Inner {
                 reader_stack,
                 writer_stack,
-                failures: AtomicU64::new(0),
+                failures,
                 last_logged: Mutex::new(None),
             }),
         }
     }
 
-    /// Threads that could not be created since start.
-    pub fn failures(&self) -> u64 {
-        self.inner.failures.load(Relaxed)
+    fn stack(&self, role: Role) -> Option<usize> {
+        match role {
+            Role::Reader => Some(self.inner.reader_stack),
+            Role::Writer => Some(self.inner.writer_stack),
+            Role::Shard => Some(SHARD_STACK),
+            Role::Service => None,
+        }
     }
 
-    /// Starts a connection's reader thread.
-    pub fn spawn_reader(&self, name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
-        self.spawn(name, self.inner.reader_stack, f)
+    fn builder(&self, role: Role, name: String) -> thread::Builder {
+        let builder = thread::Builder::new().name(name);
+        match self.stack(role) {
+            Some(stack) => builder.stack_size(stack),
+            None => builder,
+        }
     }
 
-    /// Starts a backlog writer thread.
-    pub fn spawn_writer(&self, name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
-        self.spawn(name, self.inner.writer_stack, f)
-    }
-
-    fn spawn(&self, name: String, stack: usize, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    /// Starts a thread named `name` for `role`.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        role: Role,
+        name: String,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> io::Result<JoinHandle<T>> {
         let body = move || {
-            f();
+            let out = f();
             // libc keeps an exited thread's stack for reuse, and with it the
             // pages that were in use; give them back first (the soak's RSS
             // after churn: see BENCHMARKS.md).
             release_unused_stack();
+            out
         };
-        match thread::Builder::new().name(name).stack_size(stack).spawn(body) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                self.record_failure(&e);
-                Err(e)
-            }
-        }
+        self.builder(role, name)
+            .spawn(body)
+            .inspect_err(|e| self.record_failure(e))
+    }
+
+    /// Starts a thread inside `scope` (it may borrow what the scope outlives).
+    pub fn spawn_scoped<'scope, 'env, T: Send + 'scope>(
+        &self,
+        scope: &'scope Scope<'scope, 'env>,
+        role: Role,
+        name: String,
+        f: impl FnOnce() -> T + Send + 'scope,
+    ) -> io::Result<ScopedJoinHandle<'scope, T>> {
+        self.builder(role, name)
+            .spawn_scoped(scope, f)
+            .inspect_err(|e| self.record_failure(e))
     }
 
     fn record_failure(&self, e: &io::Error) {
-        let total = self.inner.failures.fetch_add(1, Relaxed) + 1;
-        let mut last = self.inner.last_logged.lock().unwrap_or_else(|p| p.into_inner());
+        let total = self.inner.failures.inc() + 1;
+        let mut last = self.inner.last_logged.lock();
         let due = match *last {
             None => true,
             Some((at, _)) => at.elapsed() >= FAILURE_LOG_WINDOW,
@@ -101,49 +139,35 @@ impl ThreadSpawner {
 /// below the stack pointer hold nothing live, and touching them again simply
 /// maps fresh zeroed pages.
 pub fn release_unused_stack() {
-    // Room below the stack pointer for the madvise call itself, which must
-    // survive it: the libc stub's return address and its error path. 256
-    // bytes lets an idle reader's stack end at two pages, where 1 KiB kept a
-    // third (measured: 18.3 -> 14.7 KiB per idle connection at 10,000 clients).
-    const MARGIN: usize = 256;
-    let page = page_size();
+    let page = rustix::param::page_size();
     let Some(lowest) = stack_lowest_address() else {
         return;
     };
     let start = lowest.div_ceil(page) * page;
-    let end = stack_pointer().saturating_sub(MARGIN) / page * page;
+    // psm reads the stack pointer inside its own (returned) frame: everything
+    // below it is dead.
+    let end = (psm::stack_pointer() as usize).saturating_sub(STACK_MARGIN) / page * page;
     if end > start {
         // SAFETY: [start, end) lies inside this thread's own stack mapping and
-        // below the stack pointer (with a margin), so nothing live is there;
-        // MADV_DONTNEED on private anonymous memory only drops the pages.
+        // below the stack pointer (with a margin for the call's own frames), so
+        // nothing live is there; MADV_DONTNEED on private anonymous memory only
+        // drops the pages.
         unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+            let _ = rustix::mm::madvise(
+                start as *mut std::ffi::c_void,
+                end - start,
+                rustix::mm::Advice::LinuxDontNeed,
+            );
         }
     }
 }
 
-/// The stack pointer of the calling frame: everything below it is dead.
-#[inline(always)]
-fn stack_pointer() -> usize {
-    let sp: usize;
-    // SAFETY: reads a register, touches no memory.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags));
-    }
-    // SAFETY: as above.
-    #[cfg(target_arch = "aarch64")]
-    unsafe {
-        std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags));
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        // A local's address is inside this frame; a page below it is past any spill.
-        let marker = 0u8;
-        sp = (std::hint::black_box(&marker) as *const u8 as usize).saturating_sub(4096);
-    }
-    sp
-}
+/// Room below the stack pointer for the madvise call itself, which must
+/// survive it. Optimised, rustix's madvise is the syscall instruction inline
+/// and 256 bytes lets an idle reader's stack end at two pages, where 1 KiB
+/// kept a third (measured: 18.3 -> 14.7 KiB per idle connection at 10,000
+/// clients). Unoptimised (tests), its few wrapper frames need more room.
+const STACK_MARGIN: usize = if cfg!(debug_assertions) { 4096 } else { 256 };
 
 /// The lowest address of the calling thread's stack, as pthread reports it.
 fn stack_lowest_address() -> Option<usize> {
@@ -160,10 +184,4 @@ fn stack_lowest_address() -> Option<usize> {
         libc::pthread_attr_destroy(&mut attr);
         ok.then_some(addr as usize)
     }
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(n).unwrap_or(4096).max(4096)
 }

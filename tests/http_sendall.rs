@@ -55,6 +55,18 @@ fn post_invalid_json_is_refused_and_nothing_is_sent() {
 }
 
 #[test]
+fn json_with_invalid_utf8_inside_a_string_is_refused_and_nothing_is_sent() {
+    let server = TestServer::start(&[]);
+    let mut cs = clients(&server, 2);
+    for body in [&b"{\"msg\":\"\xff\xfe\"}"[..], b"[\"ok\", \"\xc3\"]"] {
+        let resp = server.post("/sendall", "application/json", body);
+        assert_error(&resp, 400, "not valid UTF-8");
+    }
+    assert_nothing_sent_before_marker(&server, &mut cs, "after-bad-utf8");
+    assert_eq!(server.counters().broadcasts, 1, "only the marker was broadcast");
+}
+
+#[test]
 fn post_octet_stream_goes_out_as_binary() {
     let server = TestServer::start(&[]);
     let mut cs = clients(&server, 2);

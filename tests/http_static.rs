@@ -1,4 +1,4 @@
-//! Static files come from `--html-dir` with the right Content-Type (`/` and `/a.html` are `index.html`); missing files are 404 and `..` cannot leave the folder.
+//! Static files come from `--html-dir` with the right Content-Type (`/` and `/a.html` are `index.html`); missing files are 404, and neither `..` nor a symlink can leave the folder.
 
 mod support;
 
@@ -61,6 +61,18 @@ fn missing_file_is_404() {
     let _ = std::fs::remove_dir_all(root);
 }
 
+/// Asserts `path` (sent as raw bytes: HTTP clients would normalise it) is
+/// refused with 403 and leaks nothing from outside the folder.
+fn assert_refused(server: &TestServer, path: &str) {
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let resp = server.raw_http(raw.as_bytes());
+    let body = String::from_utf8_lossy(&resp.body);
+    assert!(!body.contains("secret outside"), "{path} leaked the file");
+    assert!(!body.contains("root:"), "{path} leaked /etc/passwd");
+    assert_eq!(resp.status, 403, "{path}: {body}");
+    assert_error_body(&resp.body, "leaves the html folder");
+}
+
 #[test]
 fn dot_dot_cannot_leave_the_folder() {
     let (root, html) = site();
@@ -75,13 +87,7 @@ fn dot_dot_cannot_leave_the_folder() {
         "/css/..%5c..%5csecret.txt",
         "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
     ] {
-        let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        let resp = server.raw_http(raw.as_bytes());
-        let body = String::from_utf8_lossy(&resp.body);
-        assert!(!body.contains("secret outside"), "{path} leaked the file");
-        assert!(!body.contains("root:"), "{path} leaked /etc/passwd");
-        assert_eq!(resp.status, 403, "{path}: {body}");
-        assert_error_body(&resp.body, "leaves the html folder");
+        assert_refused(&server, path);
     }
     // A doubled slash is a path inside the folder, not an absolute one.
     let resp = server.raw_http(b"GET //etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -93,6 +99,32 @@ fn dot_dot_cannot_leave_the_folder() {
     // And the server still serves the page.
     let (status, _, body) = server.get_typed("/");
     assert_eq!((status, body.as_slice()), (200, INDEX.as_bytes()));
+    drop(server);
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn symlinks_out_of_the_folder_are_not_followed() {
+    let (root, html) = site();
+    let link =
+        |target: &std::path::Path, name: &str| std::os::unix::fs::symlink(target, html.join(name)).unwrap();
+    link(&root.join("secret.txt"), "secret.txt");
+    link(&root, "outside");
+    link(std::path::Path::new("/etc/passwd"), "passwd");
+    link(&html.join("index.html"), "inside.html");
+    link(&html.join("css"), "styles");
+    let server = TestServer::start(&["--html-dir", html.to_str().unwrap()]);
+    for path in ["/secret.txt", "/outside/secret.txt", "/passwd"] {
+        assert_refused(&server, path);
+    }
+    // A folder outside, listed: refused as well, not a 404 that tells it exists.
+    let resp = server.raw_http(b"GET /outside HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(resp.status, 403);
+    // Links that stay inside are served.
+    let (status, _, body) = server.get_typed("/inside.html");
+    assert_eq!((status, body.as_slice()), (200, INDEX.as_bytes()));
+    let (status, _, body) = server.get_typed("/styles/site.css");
+    assert_eq!((status, body.as_slice()), (200, &b"body { color: red }\n"[..]));
     drop(server);
     let _ = std::fs::remove_dir_all(root);
 }

@@ -1,11 +1,9 @@
-//! One connected WebSocket client: who it is, and the reader and writer of its socket.
+//! One connected WebSocket client: who it is, and the single writer of its socket.
 //!
-//! `session` runs a connection from handshake to close on the connection's own
-//! thread (its reader); `outbox` is the only way bytes reach its socket.
+//! The connection's reader thread is `session`; `outbox` is the only way bytes
+//! reach the socket.
 
-pub(crate) mod io;
 pub mod outbox;
-pub mod session;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -13,54 +11,25 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
-pub use self::outbox::{Offer, Outbox, OutboxConfig};
-use crate::cluster::NodeName;
+pub use self::outbox::{Outbox, OutboxConfig};
 
-/// A client's id: unique for the life of the server, never reused (addresses are).
-///
-/// A single node numbers its clients `1`, `2`, ...; a node of a cluster
-/// (`--redis`) prefixes the number with its node id, `NODE-N`, so ids are
-/// unique across nodes and name the node that holds the client.
+/// A client's number: unique for the life of the server, never reused (addresses are).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId {
-    /// The node, in a cluster.
-    pub node: Option<NodeName>,
-    /// The client's number on its node.
-    pub seq: u64,
-}
+pub struct ClientId(pub u64);
 
 impl ClientId {
-    /// Client `seq` of a single node.
-    pub const fn local(seq: u64) -> ClientId {
-        ClientId { node: None, seq }
-    }
-
-    /// Client `seq` of `node`.
-    pub const fn on(node: NodeName, seq: u64) -> ClientId {
-        ClientId {
-            node: Some(node),
-            seq,
+    /// A number as `/send/{id}` gives it: plain digits only.
+    pub fn parse(s: &str) -> Option<ClientId> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
         }
-    }
-
-    /// Splits an id as displayed, `N` or `NODE-N`, into node and number.
-    pub fn parse_parts(s: &str) -> Option<(Option<&str>, u64)> {
-        match s.rsplit_once('-') {
-            None => s.parse().ok().map(|seq| (None, seq)),
-            Some((node, seq)) if !node.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) => {
-                seq.parse().ok().map(|seq| (Some(node), seq))
-            }
-            Some(_) => None,
-        }
+        s.parse().ok().map(ClientId)
     }
 }
 
 impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.node {
-            Some(node) => write!(f, "{node}-{}", self.seq),
-            None => self.seq.fmt(f),
-        }
+        self.0.fmt(f)
     }
 }
 
@@ -75,7 +44,6 @@ pub fn monotonic_ms() -> u64 {
 pub struct LastSeen(AtomicU64);
 
 impl LastSeen {
-    /// Stamped now.
     pub fn now() -> LastSeen {
         LastSeen(AtomicU64::new(monotonic_ms()))
     }
@@ -93,23 +61,29 @@ impl LastSeen {
 
 /// A registered client, shared by the registry, its reader and its writer.
 pub struct Client {
-    /// Unique id.
     pub id: ClientId,
-    /// The peer's address.
+    /// Shown before the id in `/clients` and logs (`a-7`): a cluster node's id.
+    id_prefix: Option<Arc<str>>,
     pub peer: SocketAddr,
     /// When the handshake completed.
     pub connected_at: SystemTime,
     /// When bytes last arrived from the peer.
     pub last_seen: Arc<LastSeen>,
-    /// The socket's single writer.
     pub outbox: Arc<Outbox>,
 }
 
 impl Client {
     /// A client whose handshake just completed.
-    pub fn new(id: ClientId, peer: SocketAddr, last_seen: Arc<LastSeen>, outbox: Arc<Outbox>) -> Client {
+    pub fn new(
+        id: ClientId,
+        id_prefix: Option<Arc<str>>,
+        peer: SocketAddr,
+        last_seen: Arc<LastSeen>,
+        outbox: Arc<Outbox>,
+    ) -> Client {
         Client {
             id,
+            id_prefix,
             peer,
             connected_at: SystemTime::now(),
             last_seen,
@@ -126,10 +100,56 @@ impl Client {
     pub fn ended_reason(&self) -> Option<&str> {
         self.outbox.ended_reason()
     }
+
+    /// The id as `/clients` shows it: `7`, or `a-7` on cluster node `a`.
+    pub fn shown_id(&self) -> ShownId<'_> {
+        ShownId::new(self.id_prefix.as_deref(), self.id)
+    }
+}
+
+/// A client id with its node prefix, for display.
+pub struct ShownId<'a> {
+    prefix: Option<&'a str>,
+    id: ClientId,
+}
+
+impl<'a> ShownId<'a> {
+    pub fn new(prefix: Option<&'a str>, id: ClientId) -> ShownId<'a> {
+        ShownId { prefix, id }
+    }
+}
+
+impl fmt::Display for ShownId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.prefix {
+            Some(prefix) => write!(f, "{prefix}-{}", self.id),
+            None => self.id.fmt(f),
+        }
+    }
 }
 
 impl fmt::Display for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "client {} ({})", self.id, self.peer)
+        write!(f, "client {} ({})", self.shown_id(), self.peer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_plain_numbers() {
+        assert_eq!(ClientId::parse("7"), Some(ClientId(7)));
+        for bad in ["", "-1", "+7", "a-7", "7 ", "99999999999999999999999"] {
+            assert_eq!(ClientId::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_shown_id_carries_the_node_prefix() {
+        let shown = |prefix| ShownId::new(prefix, ClientId(7)).to_string();
+        assert_eq!(shown(None), "7");
+        assert_eq!(shown(Some("node-b")), "node-b-7");
     }
 }

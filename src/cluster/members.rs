@@ -22,11 +22,8 @@ pub struct MemberInfo {
 /// One node as `/cluster` lists it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct MemberView {
-    /// The node id.
     pub id: String,
-    /// Its WebSocket URL.
     pub ws: String,
-    /// Its HTTP side port URL.
     pub http: String,
     /// Clients connected to it when it last announced.
     pub clients: u64,

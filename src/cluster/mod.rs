@@ -1,11 +1,11 @@
 //! Several nodes sharing publishes through Redis pub/sub (`--redis`).
 //!
-//! Without `--redis`, `Publisher::Local` hands a publish straight to this
-//! node's fan-out, as a single node always did. With it, `Publisher::Redis`
-//! PUBLISHes the message instead (`publisher`), and every node's one
-//! subscriber thread (`subscriber`) hands what arrives to its own fan-out, the
-//! publishing node included: so all clients of all nodes see the messages in
-//! the one order Redis gives its channel.
+//! Without `--redis`, nothing here runs: the server publishes straight to this
+//! node's fan-out. With it, `Cluster` is the server's `Publish`: it PUBLISHes
+//! the message (`publisher`), and every node's one subscriber thread
+//! (`subscriber`) hands what arrives to its own fan-out, the publishing node
+//! included: so all clients of all nodes see the messages in the one order
+//! Redis gives its channel. Only `server.rs` knows this module exists.
 //!
 //! Channels (prefix `--redis-channel`, default `wspush`):
 //! - `<prefix>`: messages for every client, and the nodes' announcements;
@@ -13,43 +13,47 @@
 //!   (acks) to the ones NODE sent.
 //!
 //! Threads: the subscriber (reads, fans out, reconnects with backoff) and the
-//! announcer (every 5 s says "here", answers `hello`s, sends acks). HTTP
-//! threads publish through one mutex-like connection slot with timeouts, so a
-//! dead Redis costs a request at most a few seconds and then a 503.
+//! announcer (`announcer`: every 5 s says "here", answers `hello`s, sends
+//! acks). HTTP threads publish through one connection behind a mutex taken
+//! with a timeout, so a dead Redis costs a request at most a few seconds and
+//! then a 503.
 //! The format of the messages is in `wire`.
 
+mod announcer;
+mod error;
 mod members;
 mod node;
 mod publisher;
 mod subscriber;
-pub mod wire;
+mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 
-use self::members::Members;
-pub use self::members::{MemberInfo, MemberView};
-pub use self::node::{node_name, random_node_id, random_u64, validate_node_id, NodeName, MAX_NODE_ID};
-use self::publisher::LinkSlot;
-pub use self::publisher::{Delivery, Publisher};
+use self::announcer::Control;
+pub use self::error::{ClusterError, SetupError};
+use self::members::{MemberInfo, MemberView, Members};
+use self::node::MAX_NODE_ID;
+use self::publisher::{link_slot, LinkSlot};
 use self::wire::SendResult;
 use crate::broadcast::Fanout;
-use crate::config::Config;
-use crate::registry::Registry;
+use crate::stop::StopToken;
+use crate::threads::{Role, ThreadSpawner};
 
 /// How often a node announces itself on the shared channel.
-pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(5);
+const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(5);
 /// `/cluster` lists the nodes heard from within this window.
-pub const MEMBER_WINDOW: Duration = Duration::from_secs(30);
+const MEMBER_WINDOW: Duration = Duration::from_secs(30);
 /// How long a publish waits for its message to come back (or for the holding
 /// node's ack, for one client) before answering 503.
-pub const REPLY_DEADLINE: Duration = Duration::from_secs(2);
+const REPLY_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Connecting to Redis (TCP and the connection's setup commands).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -63,8 +67,43 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(15);
 /// First and longest wait between reconnection attempts.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(3);
-/// How long `Server::start` waits for the first subscription before serving degraded.
+/// How long startup waits for the first subscription before serving degraded.
 pub const STARTUP_WAIT: Duration = Duration::from_secs(2);
+
+/// What a node of a cluster is told at startup.
+pub struct ClusterSettings {
+    /// `--redis`, parsed.
+    client: redis::Client,
+    /// `--redis-channel`: the prefix of every channel.
+    prefix: String,
+    /// `--node-id`, or a random one.
+    node: Arc<str>,
+    /// This node's WebSocket and side-port URLs, as bound, for `/cluster`.
+    pub ws_url: String,
+    pub http_url: String,
+}
+
+impl ClusterSettings {
+    /// Checks the flags (does not connect yet).
+    pub fn new(url: &str, prefix: &str, node_id: Option<&str>) -> Result<ClusterSettings, SetupError> {
+        let client = redis::Client::open(url).map_err(SetupError::Url)?;
+        if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+            return Err(SetupError::Channel);
+        }
+        Ok(ClusterSettings {
+            client,
+            prefix: prefix.to_owned(),
+            node: node::node_id(node_id)?,
+            ws_url: String::new(),
+            http_url: String::new(),
+        })
+    }
+
+    /// This node's id: what its client ids are shown with (`a-7`).
+    pub fn node(&self) -> Arc<str> {
+        Arc::clone(&self.node)
+    }
+}
 
 /// What became of a message this node published, as its waiting HTTP thread learns it.
 #[derive(Debug)]
@@ -75,22 +114,6 @@ enum Outcome {
     Sent(SendResult),
 }
 
-/// Work for the announcer thread.
-#[derive(Debug)]
-enum Control {
-    /// Announce now (`hello` asks the others to answer).
-    Announce { hello: bool },
-    /// Tell `node` what became of its message `seq`.
-    Ack {
-        node: String,
-        boot: u64,
-        seq: u64,
-        result: SendResult,
-    },
-    /// Say goodbye and end.
-    Stop,
-}
-
 #[derive(Debug, Default)]
 struct Counters {
     publishes: AtomicU64,
@@ -99,52 +122,39 @@ struct Counters {
     received: AtomicU64,
 }
 
-/// The cluster figures added to `/stats` and `/metrics` with `--redis`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ClusterStats {
-    /// This node's id.
-    pub node: String,
-    /// Whether the subscription is up (publishing works).
-    pub redis_up: bool,
-    /// Messages from publish requests accepted by Redis.
-    pub redis_publishes: u64,
-    /// Publish requests refused because Redis was unavailable.
-    pub redis_publish_failures: u64,
-    /// Subscriptions made again after one was lost.
-    pub redis_reconnects: u64,
-    /// Messages received on the subscription (all kinds).
-    pub redis_messages_received: u64,
-}
-
 /// What `/cluster` answers.
 #[derive(Debug, Clone, Serialize)]
-pub struct ClusterView {
-    /// This node's id.
-    pub node: String,
+struct ClusterView {
+    node: String,
     /// `up` while subscribed, else `down`.
-    pub redis: &'static str,
-    /// The shared channel.
-    pub channel: String,
+    redis: &'static str,
+    channel: String,
     /// Nodes heard from within the last 30 s, this one included, by id.
-    pub nodes: Vec<MemberView>,
+    nodes: Vec<MemberView>,
+}
+
+/// Who this node is on the wire.
+struct Identity {
+    node: Arc<str>,
+    /// Random per process start: tells a restarted node from its old self.
+    boot: u64,
+    prefix: String,
+    /// `<prefix>.node.<node>`: messages for this node's clients, and answers to it.
+    own_channel: String,
 }
 
 /// One node's part of the cluster: its Redis connections and what they learned.
 pub struct Cluster {
-    node: NodeName,
-    boot: u64,
+    id: Identity,
     client: redis::Client,
     /// `HOST:PORT/DB`, without credentials, for logs.
     target: String,
-    prefix: String,
-    own_channel: String,
     fanout: Fanout,
-    registry: Arc<Registry>,
     ws_url: String,
     http_url: String,
     up: AtomicBool,
+    /// Counts subscriptions made: a publish connection from an older one may be stale.
     epoch: AtomicU64,
-    stopping: AtomicBool,
     link: LinkSlot,
     pending: Mutex<HashMap<u64, Sender<Outcome>>>,
     members: Mutex<Members>,
@@ -154,40 +164,27 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Checks the flags and prepares (does not connect yet). `node` is from
-    /// `node_name`; `registry` numbers clients with it.
-    pub fn new(
-        config: &Config,
-        url: &str,
-        node: NodeName,
-        fanout: Fanout,
-        registry: Arc<Registry>,
-        ws_url: String,
-        http_url: String,
-    ) -> Result<Arc<Cluster>, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("--redis: {e}"))?;
-        let info = client.get_connection_info();
+    /// A node publishing through Redis and delivering to `fanout` (not connected yet).
+    pub fn new(settings: ClusterSettings, fanout: Fanout) -> Result<Arc<Cluster>, SetupError> {
+        let info = settings.client.get_connection_info();
         let target = format!("{}/{}", info.addr, info.redis.db);
-        let prefix = config.redis_channel.clone();
-        if prefix.is_empty() || prefix.contains(char::is_whitespace) {
-            return Err("--redis-channel must be non-empty, without spaces".into());
-        }
+        let boot = getrandom::u64().map_err(SetupError::Random)?;
         let (control, control_rx) = crossbeam_channel::unbounded();
         Ok(Arc::new(Cluster {
-            own_channel: node_channel(&prefix, node.as_str()),
-            node,
-            boot: random_u64(),
-            client,
+            id: Identity {
+                own_channel: node_channel(&settings.prefix, &settings.node),
+                node: settings.node,
+                boot,
+                prefix: settings.prefix,
+            },
+            client: settings.client,
             target,
-            prefix,
             fanout,
-            registry,
-            ws_url,
-            http_url,
+            ws_url: settings.ws_url,
+            http_url: settings.http_url,
             up: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
-            stopping: AtomicBool::new(false),
-            link: LinkSlot::new(),
+            link: link_slot(),
             pending: Mutex::new(HashMap::new()),
             members: Mutex::new(Members::default()),
             counters: Counters::default(),
@@ -196,59 +193,48 @@ impl Cluster {
         }))
     }
 
-    /// This node's id.
-    pub fn node(&self) -> NodeName {
-        self.node
+    /// `wspush node NODE redis=HOST:PORT/DB channel=PREFIX`, printed at startup.
+    pub fn node_line(&self) -> String {
+        format!(
+            "wspush node {} redis={} channel={}",
+            self.id.node, self.target, self.id.prefix
+        )
     }
 
-    /// Where Redis is, without credentials: `HOST:PORT/DB`.
-    pub fn target(&self) -> &str {
-        &self.target
-    }
-
-    /// The shared channel's name (the prefix).
-    pub fn channel(&self) -> &str {
-        &self.prefix
+    pub fn node(&self) -> &str {
+        &self.id.node
     }
 
     /// Whether the subscription is up: publishing works and `/healthz` is ok.
-    pub fn is_up(&self) -> bool {
+    fn is_up(&self) -> bool {
         self.up.load(SeqCst)
     }
 
-    /// Starts the subscriber and announcer threads.
-    pub fn start(self: &Arc<Self>) -> std::io::Result<ClusterThreads> {
+    /// Starts the subscriber and announcer threads; they end with the stop.
+    pub fn start(
+        self: &Arc<Self>,
+        spawner: &ThreadSpawner,
+        stop: &StopToken,
+    ) -> std::io::Result<ClusterThreads> {
         log::info!(
             "cluster: node {} (boot {:016x}) joins through redis {} on channel {}",
-            self.node,
-            self.boot,
+            self.id.node,
+            self.id.boot,
             self.target,
-            self.prefix
+            self.id.prefix
         );
-        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
-        let me = Arc::clone(self);
-        let subscriber = thread::Builder::new()
-            .name("redis-subscriber".into())
-            .spawn(move || subscriber::run(&me, &stop_rx))?;
-        let me = Arc::clone(self);
-        let rx = self.control_rx.clone();
-        let announcer = match thread::Builder::new()
-            .name("redis-announcer".into())
-            .spawn(move || run_announcer(&me, &rx))
-        {
-            Ok(handle) => handle,
-            Err(e) => {
-                self.stopping.store(true, SeqCst);
-                drop(stop_tx);
-                let _ = subscriber.join();
-                return Err(e);
-            }
-        };
+        let (me, token) = (Arc::clone(self), stop.clone());
+        let subscriber = spawner.spawn(Role::Service, "redis-subscriber".into(), move || {
+            subscriber::run(&me, &token);
+        })?;
+        let (me, token) = (Arc::clone(self), stop.clone());
+        let announcer = spawner.spawn(Role::Service, "redis-announcer".into(), move || {
+            announcer::run(&me, &token);
+        });
         Ok(ClusterThreads {
-            cluster: Arc::clone(self),
+            node: Arc::clone(&self.id.node),
             subscriber,
-            announcer,
-            stop_subscriber: Some(stop_tx),
+            announcer: announcer?,
         })
     }
 
@@ -257,47 +243,33 @@ impl Cluster {
         let deadline = Instant::now() + timeout;
         while !self.is_up() {
             if Instant::now() >= deadline {
+                log::warn!(
+                    "cluster: not subscribed at redis {} yet: serving degraded (publishes answer 503) until it is",
+                    self.target
+                );
                 return false;
             }
-            thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(5));
         }
         true
     }
 
-    /// The figures for `/stats` and `/metrics`.
-    pub fn stats(&self) -> ClusterStats {
-        let c = &self.counters;
-        ClusterStats {
-            node: self.node.to_string(),
-            redis_up: self.is_up(),
-            redis_publishes: c.publishes.load(SeqCst),
-            redis_publish_failures: c.publish_failures.load(SeqCst),
-            redis_reconnects: c.reconnects.load(SeqCst),
-            redis_messages_received: c.received.load(SeqCst),
-        }
-    }
-
-    /// What `/cluster` answers.
-    pub fn view(&self) -> ClusterView {
+    fn view(&self) -> ClusterView {
         ClusterView {
-            node: self.node.to_string(),
+            node: self.id.node.to_string(),
             redis: if self.is_up() { "up" } else { "down" },
-            channel: self.prefix.clone(),
+            channel: self.id.prefix.clone(),
             nodes: self.members().list(MEMBER_WINDOW),
         }
     }
 
     fn members(&self) -> MutexGuard<'_, Members> {
-        self.members.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn pending(&self) -> MutexGuard<'_, HashMap<u64, Sender<Outcome>>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+        self.members.lock()
     }
 
     /// Hands `outcome` to the HTTP thread waiting for message `seq`, if one still is.
     fn complete(&self, seq: u64, outcome: Outcome) {
-        if let Some(waiter) = self.pending().remove(&seq) {
+        if let Some(waiter) = self.pending.lock().remove(&seq) {
             let _ = waiter.try_send(outcome);
         }
     }
@@ -307,30 +279,15 @@ impl Cluster {
         serde_json::to_vec(&MemberInfo {
             ws: self.ws_url.clone(),
             http: self.http_url.clone(),
-            clients: self.registry.len() as u64,
+            clients: self.fanout.clients() as u64,
         })
         .unwrap_or_default()
     }
 
-    fn announce(&self, hello: bool) {
-        if !self.is_up() {
-            return;
-        }
-        let info = self.info();
-        let body = if hello {
-            wire::Body::Hello(&info)
-        } else {
-            wire::Body::Here(&info)
-        };
-        if let (_, Err(e)) = self.publish(&self.prefix, |seq| self.envelope(seq, body)) {
-            log::warn!("cluster: announcing node {} failed: {e}", self.node);
-        }
-    }
-
     fn envelope(&self, seq: u64, body: wire::Body<'_>) -> Vec<u8> {
         wire::encode(&wire::Envelope {
-            origin: self.node.as_str(),
-            boot: self.boot,
+            origin: &self.id.node,
+            boot: self.id.boot,
             seq,
             body,
         })
@@ -342,57 +299,18 @@ fn node_channel(prefix: &str, node: &str) -> String {
     format!("{prefix}.node.{node}")
 }
 
-/// The running cluster threads; `stop` says goodbye and ends them.
+/// The running cluster threads; join them once the stop is given.
 pub struct ClusterThreads {
-    cluster: Arc<Cluster>,
+    node: Arc<str>,
     subscriber: JoinHandle<()>,
     announcer: JoinHandle<()>,
-    stop_subscriber: Option<Sender<()>>,
 }
 
 impl ClusterThreads {
-    /// Announces the node's departure, then stops both threads.
-    pub fn stop(mut self) {
-        self.cluster.stopping.store(true, SeqCst);
-        let _ = self.cluster.control.send(Control::Stop);
+    /// Waits for the announcer's goodbye and the subscriber's end.
+    pub fn join(self) {
         let _ = self.announcer.join();
-        self.stop_subscriber.take();
         let _ = self.subscriber.join();
-        log::info!("cluster: node {} left", self.cluster.node);
-    }
-}
-
-fn run_announcer(cluster: &Cluster, rx: &Receiver<Control>) {
-    let mut next = Instant::now() + ANNOUNCE_INTERVAL;
-    loop {
-        match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
-            Ok(Control::Announce { hello }) => cluster.announce(hello),
-            Ok(Control::Ack {
-                node,
-                boot,
-                seq,
-                result,
-            }) => {
-                let channel = node_channel(&cluster.prefix, &node);
-                let ack = wire::Body::Ack { boot, seq, result };
-                if let (_, Err(e)) = cluster.publish(&channel, |own| cluster.envelope(own, ack)) {
-                    log::warn!("cluster: answering node {node} about its message {seq} failed: {e}");
-                }
-            }
-            Ok(Control::Stop) | Err(RecvTimeoutError::Disconnected) => {
-                if cluster.is_up() {
-                    if let (_, Err(e)) =
-                        cluster.publish(&cluster.prefix, |seq| cluster.envelope(seq, wire::Body::Bye))
-                    {
-                        log::info!("cluster: saying goodbye failed: {e}");
-                    }
-                }
-                return;
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                cluster.announce(false);
-                next = Instant::now() + ANNOUNCE_INTERVAL;
-            }
-        }
+        log::info!("cluster: node {} left", self.node);
     }
 }

@@ -1,8 +1,6 @@
-//! Publishing: what the HTTP side port calls to send a message.
+//! Publishing through Redis: the cluster's side of `Publish`.
 //!
-//! `Publisher::Local` (no `--redis`) offers the frame to this node's clients
-//! at once, exactly as a single node does. `Publisher::Redis` PUBLISHes it and
-//! answers once it is back:
+//! A publish is PUBLISHed, and answered once its outcome is back:
 //! - a message for every client goes on the shared channel; the HTTP thread
 //!   waits for this node's own subscriber to fan it out, and answers
 //!   `{"clients": <clients on this node>, "nodes": <nodes Redis handed it to>}`;
@@ -11,143 +9,31 @@
 //!   client and acks `delivered`, `refused` (closing or dropped as slow:
 //!   `{"clients": 0}`) or `absent` (404), within `REPLY_DEADLINE` or 503.
 //!
-//! Publishes share one Redis connection, held through a one-slot channel:
-//! waiting for it, connecting, and each command have timeouts. Holding it
+//! Publishes share one Redis connection behind a mutex: waiting for it,
+//! connecting, and each command have timeouts. Holding it
 //! while numbering and sending keeps a node's messages in its own order, so a
 //! subscriber can drop a repeated one (same boot, number not above the last).
 //! That makes one retry safe: a publish that fails on a connection that was
 //! idle in the slot is sent again once on a new connection.
 
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::Arc;
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
-use serde::Serialize;
+use std::sync::atomic::AtomicU64;
 
 use super::wire::{Body, SendResult};
-use super::{Cluster, Outcome, CONNECT_TIMEOUT, IO_TIMEOUT, REPLY_DEADLINE};
-use crate::broadcast::Fanout;
+use super::{Cluster, ClusterError, Outcome, CONNECT_TIMEOUT, IO_TIMEOUT, REPLY_DEADLINE};
+use crate::channel::ChannelName;
 use crate::client::ClientId;
-use crate::error::ApiError;
-use crate::frame::{self, EncodedFrame, PayloadKind};
+use crate::publish::{Health, Payload, Publish, PublishError, Published};
+use crate::stats::{Figure, FigureValue};
 
 /// How long a publish waits for the shared connection before giving up.
-const SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// What a publish request answers: `{"clients": N}`, plus `"nodes"` in a cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Delivery {
-    /// Clients the message was written or queued for (on this node, in a cluster).
-    pub clients: usize,
-    /// Nodes Redis handed a broadcast to (this one included); absent without `--redis`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nodes: Option<u64>,
-}
-
-/// Where publishes go: this node's clients only, or every node through Redis.
-#[derive(Clone)]
-pub enum Publisher {
-    /// A single node: straight to the fan-out.
-    Local(Fanout),
-    /// One node of several: through Redis.
-    Redis(Arc<Cluster>),
-}
-
-fn redis_unavailable() -> ApiError {
-    ApiError::Unavailable("redis unavailable".into())
-}
-
-impl Publisher {
-    /// The cluster, with `--redis`.
-    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
-        match self {
-            Publisher::Local(_) => None,
-            Publisher::Redis(cluster) => Some(cluster),
-        }
-    }
-
-    /// Whether publishing works now (always, without `--redis`).
-    pub fn is_healthy(&self) -> bool {
-        self.cluster().is_none_or(|c| c.is_up())
-    }
-
-    /// Sends a message to every client (of every node). `encoded` is the frame
-    /// already made for `payload`, if the caller has it.
-    pub fn broadcast(
-        &self,
-        kind: PayloadKind,
-        payload: &[u8],
-        encoded: Option<&EncodedFrame>,
-    ) -> Result<Delivery, ApiError> {
-        match self {
-            Publisher::Local(fanout) => {
-                let clients = match encoded {
-                    Some(frame) => fanout.broadcast(frame),
-                    None => fanout.broadcast(&frame::data(kind, payload)),
-                };
-                Ok(Delivery { clients, nodes: None })
-            }
-            Publisher::Redis(cluster) => cluster.broadcast(kind, payload),
-        }
-    }
-
-    /// Sends a message to the client whose id (as `/clients` shows it) is
-    /// `raw_id`. Checks the id before reading the body: `target` then `send_to`.
-    pub fn target(&self, raw_id: &str) -> Result<Target, ApiError> {
-        let (node, seq) = ClientId::parse_parts(raw_id).ok_or_else(|| no_client(raw_id))?;
-        match (self, node) {
-            (Publisher::Local(_), Some(_)) => Err(no_client(raw_id)),
-            (Publisher::Local(_), None) => Ok(Target {
-                raw: raw_id.to_owned(),
-                node: None,
-                seq,
-            }),
-            (Publisher::Redis(cluster), node) => Ok(Target {
-                raw: raw_id.to_owned(),
-                node: Some(node.unwrap_or(cluster.node.as_str()).to_owned()),
-                seq,
-            }),
-        }
-    }
-
-    /// Sends a message to one client (see `target`).
-    pub fn send_to(&self, target: &Target, kind: PayloadKind, payload: &[u8]) -> Result<Delivery, ApiError> {
-        let fanout = match (self, &target.node) {
-            (Publisher::Redis(cluster), Some(node)) => return cluster.send_to(target, node, kind, payload),
-            (Publisher::Redis(cluster), None) => &cluster.fanout,
-            (Publisher::Local(fanout), _) => fanout,
-        };
-        match fanout.send_to(ClientId::local(target.seq), &frame::data(kind, payload)) {
-            None => Err(target.not_found()),
-            Some(taken) => Ok(Delivery {
-                clients: usize::from(taken),
-                nodes: None,
-            }),
-        }
-    }
-}
-
-/// A client id from a `/send/{id}` path, checked for shape.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    raw: String,
-    node: Option<String>,
-    seq: u64,
-}
-
-impl Target {
-    fn not_found(&self) -> ApiError {
-        no_client(&self.raw)
-    }
-}
-
-fn no_client(raw_id: &str) -> ApiError {
-    ApiError::NotFound(format!("no client with id {raw_id:?}"))
-}
+const SLOT_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a PUBLISH did not happen.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum PublishError {
+pub(super) enum LinkError {
     /// Other publishes held the connection too long.
     #[error("the redis connection stayed busy for {SLOT_WAIT:?}")]
     Busy,
@@ -157,7 +43,7 @@ pub(super) enum PublishError {
 }
 
 /// The node's publishing connection and its message counter.
-struct Link {
+pub(super) struct Link {
     conn: Option<redis::Connection>,
     /// The subscription epoch when `conn` was made: a newer epoch means the
     /// subscriber lost Redis meanwhile, so `conn` may be stale.
@@ -165,36 +51,16 @@ struct Link {
     seq: u64,
 }
 
-/// A one-slot channel holding the `Link`: taking it is locking it, with a timeout.
-pub(super) struct LinkSlot {
-    put: Sender<Link>,
-    take: Receiver<Link>,
-}
+/// The `Link`, locked with a timeout: a publish waits at most `SLOT_WAIT` for it.
+pub(super) type LinkSlot = parking_lot::Mutex<Link>;
 
-impl LinkSlot {
-    pub(super) fn new() -> LinkSlot {
-        let (put, take) = crossbeam_channel::bounded(1);
-        let _ = put.send(Link {
-            conn: None,
-            epoch: 0,
-            seq: 0,
-        });
-        LinkSlot { put, take }
-    }
-}
-
-/// The `Link` while one thread holds it; given back on drop, panics included.
-struct Held<'a> {
-    link: Option<Link>,
-    slot: &'a LinkSlot,
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        if let Some(link) = self.link.take() {
-            let _ = self.slot.put.try_send(link);
-        }
-    }
+/// A slot holding a fresh `Link`.
+pub(super) fn link_slot() -> LinkSlot {
+    parking_lot::Mutex::new(Link {
+        conn: None,
+        epoch: 0,
+        seq: 0,
+    })
 }
 
 impl Cluster {
@@ -204,17 +70,11 @@ impl Cluster {
         &self,
         channel: &str,
         build: impl FnOnce(u64) -> Vec<u8>,
-    ) -> (u64, Result<u64, PublishError>) {
-        let Ok(link) = self.link.take.recv_timeout(SLOT_WAIT) else {
-            return (0, Err(PublishError::Busy));
+    ) -> (u64, Result<u64, LinkError>) {
+        let Some(mut held) = self.link.try_lock_for(SLOT_WAIT) else {
+            return (0, Err(LinkError::Busy));
         };
-        let mut held = Held {
-            link: Some(link),
-            slot: &self.link,
-        };
-        let Some(link) = held.link.as_mut() else {
-            return (0, Err(PublishError::Busy));
-        };
+        let link = &mut *held;
         link.seq += 1;
         let seq = link.seq;
         let bytes = build(seq);
@@ -249,119 +109,191 @@ impl Cluster {
         }
     }
 
-    fn refuse(&self) -> ApiError {
+    /// Counts a refused publish.
+    fn refuse(&self) -> ClusterError {
         self.counters.publish_failures.fetch_add(1, SeqCst);
-        redis_unavailable()
+        ClusterError::RedisUnavailable
+    }
+
+    /// The skeleton of every publish an HTTP thread waits on: PUBLISH what
+    /// `make` builds from its number, then wait for its outcome. Returns how
+    /// many subscribers Redis handed it to and, unless that was none, the
+    /// outcome if it came within `REPLY_DEADLINE`.
+    fn publish_and_wait(
+        &self,
+        channel: &str,
+        make: impl FnOnce(u64) -> Vec<u8>,
+    ) -> Result<(u64, Option<Outcome>), ClusterError> {
+        if !self.is_up() {
+            return Err(self.refuse());
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let mut waiting = None;
+        let (seq, result) = self.publish(channel, |seq| {
+            // Listed before it is sent: the answer may come back at once.
+            self.pending.lock().insert(seq, tx);
+            waiting = Some(Waiting { cluster: self, seq });
+            make(seq)
+        });
+        let _waiting = waiting;
+        let receivers = result.map_err(|e| {
+            log::warn!("cluster: publish to {channel} failed: {e}");
+            self.refuse()
+        })?;
+        self.counters.publishes.fetch_add(1, SeqCst);
+        if receivers == 0 {
+            return Ok((0, None));
+        }
+        let outcome = rx.recv_timeout(REPLY_DEADLINE).ok();
+        if outcome.is_none() {
+            log::warn!("cluster: no outcome for message {seq} on {channel} within {REPLY_DEADLINE:?}");
+        }
+        Ok((receivers, outcome))
     }
 
     /// Publishes a message for every client and waits for it to come back.
-    fn broadcast(&self, kind: PayloadKind, payload: &[u8]) -> Result<Delivery, ApiError> {
-        if !self.is_up() {
-            return Err(self.refuse());
-        }
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let (seq, result) = self.publish(&self.prefix, |seq| {
-            self.pending().insert(seq, tx);
-            self.envelope(seq, Body::All { kind, payload })
-        });
-        let receivers = match result {
-            Ok(n) => n,
-            Err(e) => {
-                self.pending().remove(&seq);
-                log::warn!("cluster: publish to {} failed: {e}", self.prefix);
-                return Err(self.refuse());
-            }
+    fn broadcast(&self, msg: &Payload) -> Result<Published, ClusterError> {
+        let body = Body::All {
+            kind: msg.kind,
+            payload: &msg.bytes,
         };
-        self.counters.publishes.fetch_add(1, SeqCst);
-        if receivers == 0 {
-            self.pending().remove(&seq);
-            log::warn!("cluster: redis handed message {seq} to no subscriber, not even this node's");
-            return Err(self.refuse());
-        }
-        match rx.recv_timeout(REPLY_DEADLINE) {
-            Ok(Outcome::Fanned(clients)) => Ok(Delivery {
-                clients,
-                nodes: Some(receivers),
-            }),
-            _ => {
-                self.pending().remove(&seq);
-                log::warn!(
-                    "cluster: message {seq} was published to {receivers} node(s) but did not come back to this node within {REPLY_DEADLINE:?}"
-                );
-                Err(ApiError::Unavailable(format!(
-                    "redis unavailable: the message reached {receivers} node(s) but not this one's \
-                     subscription within {REPLY_DEADLINE:?}"
-                )))
+        let (receivers, outcome) = self.publish_and_wait(&self.id.prefix, |seq| self.envelope(seq, body))?;
+        match outcome {
+            _ if receivers == 0 => {
+                log::warn!("cluster: redis handed a message to no subscriber, not even this node's");
+                Err(self.refuse())
             }
+            Some(Outcome::Fanned(clients)) => Ok(Published {
+                nodes: Some(receivers),
+                ..Published::local(clients)
+            }),
+            _ => Err(ClusterError::NotReturned { receivers }),
         }
     }
 
-    /// Publishes a message for client `target` of `node` and waits for that node's answer.
-    fn send_to(
-        &self,
-        target: &Target,
-        node: &str,
-        kind: PayloadKind,
-        payload: &[u8],
-    ) -> Result<Delivery, ApiError> {
-        if !self.is_up() {
-            return Err(self.refuse());
-        }
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let channel = super::node_channel(&self.prefix, node);
-        let (seq, result) = self.publish(&channel, |seq| {
-            self.pending().insert(seq, tx);
-            self.envelope(
-                seq,
-                Body::One {
-                    kind,
-                    node,
-                    client: target.seq,
-                    payload,
-                },
-            )
-        });
-        let receivers = match result {
-            Ok(n) => n,
-            Err(e) => {
-                self.pending().remove(&seq);
-                log::warn!("cluster: publish to {channel} failed: {e}");
-                return Err(self.refuse());
-            }
+    /// Publishes a message for client `raw_id` (`NODE-N`, or `N` on this
+    /// node) and waits for the holding node's answer.
+    fn send_one(&self, raw_id: &str, msg: &Payload) -> Result<Published, ClusterError> {
+        let (node, client) = parse_target(&self.id.node, raw_id)?;
+        let body = Body::One {
+            kind: msg.kind,
+            node,
+            client: client.0,
+            payload: &msg.bytes,
         };
-        self.counters.publishes.fetch_add(1, SeqCst);
-        if receivers == 0 {
-            self.pending().remove(&seq);
-            return Err(ApiError::NotFound(format!(
-                "no client with id {:?}: no node {node:?} is in the cluster",
-                target.raw
-            )));
-        }
-        match rx.recv_timeout(REPLY_DEADLINE) {
-            Ok(Outcome::Sent(SendResult::Delivered)) => Ok(Delivery {
-                clients: 1,
-                nodes: None,
+        let channel = super::node_channel(&self.id.prefix, node);
+        let (receivers, outcome) = self.publish_and_wait(&channel, |seq| self.envelope(seq, body))?;
+        let id = raw_id.to_owned();
+        match outcome {
+            _ if receivers == 0 => Err(ClusterError::NoNode {
+                id,
+                node: node.to_owned(),
             }),
-            Ok(Outcome::Sent(SendResult::Refused)) => Ok(Delivery {
-                clients: 0,
-                nodes: None,
+            Some(Outcome::Sent(SendResult::Delivered)) => Ok(Published::local(1)),
+            Some(Outcome::Sent(SendResult::Refused)) => Ok(Published::local(0)),
+            Some(Outcome::Sent(SendResult::Absent)) => Err(ClusterError::NoClient(id)),
+            Some(Outcome::Fanned(_)) | None => Err(ClusterError::NoAnswer {
+                node: node.to_owned(),
+                id,
             }),
-            Ok(Outcome::Sent(SendResult::Absent)) => Err(target.not_found()),
-            Ok(Outcome::Fanned(_)) | Err(_) => {
-                self.pending().remove(&seq);
-                log::warn!(
-                    "cluster: node {node} did not answer about message {seq} within {REPLY_DEADLINE:?}"
-                );
-                Err(ApiError::Unavailable(format!(
-                    "node {node:?} did not answer within {REPLY_DEADLINE:?}; the message may still reach client {:?}",
-                    target.raw
-                )))
-            }
         }
     }
 }
 
-fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
+/// The node and number in a client id as `/clients` shows it: `NODE-N`, or
+/// `N` for client N of `own_node`.
+fn parse_target<'a>(own_node: &'a str, raw_id: &'a str) -> Result<(&'a str, ClientId), ClusterError> {
+    let no_client = || ClusterError::NoClient(raw_id.to_owned());
+    let (node, number) = match raw_id.rsplit_once('-') {
+        None => (own_node, raw_id),
+        Some((node, number)) if !node.is_empty() => (node, number),
+        Some(_) => return Err(no_client()),
+    };
+    Ok((node, ClientId::parse(number).ok_or_else(no_client)?))
+}
+
+/// A message an HTTP thread waits on; its entry leaves `pending` with it,
+/// however the wait ends.
+struct Waiting<'a> {
+    cluster: &'a Cluster,
+    seq: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.cluster.pending.lock().remove(&self.seq);
+    }
+}
+
+/// A node of a cluster publishes through Redis.
+impl Publish for Cluster {
+    fn publish(&self, channel: &ChannelName, msg: Payload) -> Result<Published, PublishError> {
+        if !channel.is_all() {
+            // No client is on any other channel yet.
+            return Ok(Published::local(0));
+        }
+        Ok(self.broadcast(&msg)?)
+    }
+
+    fn send_to(&self, client: &str, msg: Payload) -> Result<Published, PublishError> {
+        Ok(self.send_one(client, &msg)?)
+    }
+
+    fn health(&self) -> Health {
+        if self.is_up() {
+            Health::Ok
+        } else {
+            Health::Degraded
+        }
+    }
+
+    fn figures(&self) -> Vec<Figure> {
+        let c = &self.counters;
+        let count = |name: &'static str, help: &'static str, n: &AtomicU64| Figure {
+            name,
+            help,
+            value: FigureValue::Count(n.load(SeqCst)),
+        };
+        vec![
+            Figure {
+                name: "node",
+                help: "This node's id",
+                value: FigureValue::Text(self.id.node.to_string()),
+            },
+            Figure {
+                name: "redis_up",
+                help: "1 while the Redis subscription is up, else 0",
+                value: FigureValue::Flag(self.is_up()),
+            },
+            count(
+                "redis_publishes",
+                "Messages from publish requests accepted by Redis",
+                &c.publishes,
+            ),
+            count(
+                "redis_publish_failures",
+                "Publish requests refused because Redis was unavailable",
+                &c.publish_failures,
+            ),
+            count(
+                "redis_reconnects",
+                "Redis subscriptions made again after one was lost",
+                &c.reconnects,
+            ),
+            count(
+                "redis_messages_received",
+                "Messages received on the Redis subscription",
+                &c.received,
+            ),
+        ]
+    }
+
+    fn cluster_view(&self) -> Option<serde_json::Result<String>> {
+        Some(serde_json::to_string(&self.view()))
+    }
+}
+
+pub(super) fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
     let conn = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
     conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -370,4 +302,19 @@ fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
 
 fn publish_on(conn: &mut redis::Connection, channel: &str, bytes: &[u8]) -> redis::RedisResult<u64> {
     redis::cmd("PUBLISH").arg(channel).arg(bytes).query(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_name_their_node_or_this_one() {
+        let parsed = |raw| parse_target("here", raw).map(|(node, id)| (node.to_owned(), id.0));
+        assert_eq!(parsed("node-b-7").unwrap(), ("node-b".to_owned(), 7));
+        assert_eq!(parsed("7").unwrap(), ("here".to_owned(), 7));
+        for bad in ["", "-7", "node-", "node-x", "node-+7", "x"] {
+            assert!(matches!(parsed(bad), Err(ClusterError::NoClient(_))), "{bad:?}");
+        }
+    }
 }

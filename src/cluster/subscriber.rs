@@ -9,15 +9,14 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
-
+use super::publisher::connect;
 use super::wire::{self, Body, SendResult};
 use super::{
-    Cluster, Control, MemberInfo, Outcome, CONNECT_TIMEOUT, IO_TIMEOUT, MAX_BACKOFF, MEMBER_WINDOW,
-    MIN_BACKOFF, POLL, SILENCE_LIMIT,
+    Cluster, Control, MemberInfo, Outcome, MAX_BACKOFF, MEMBER_WINDOW, MIN_BACKOFF, POLL, SILENCE_LIMIT,
 };
 use crate::client::ClientId;
 use crate::frame;
+use crate::stop::StopToken;
 
 /// How a subscription ended.
 enum End {
@@ -31,8 +30,8 @@ enum End {
     },
 }
 
-/// Runs until `stop` is dropped (or sent to).
-pub(super) fn run(cluster: &Cluster, stop: &Receiver<()>) {
+/// Runs until the stop.
+pub(super) fn run(cluster: &Cluster, stop: &StopToken) {
     let mut backoff = MIN_BACKOFF;
     let mut down_since: Option<Instant> = None;
     let mut dedup = Dedup::default();
@@ -55,9 +54,8 @@ pub(super) fn run(cluster: &Cluster, stop: &Receiver<()>) {
                 }
             }
         }
-        match stop.recv_timeout(backoff) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        if stop.wait(backoff) {
+            return;
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
@@ -66,7 +64,7 @@ pub(super) fn run(cluster: &Cluster, stop: &Receiver<()>) {
 /// One subscription from connect to loss (or stop).
 fn subscription(
     cluster: &Cluster,
-    stop: &Receiver<()>,
+    stop: &StopToken,
     dedup: &mut Dedup,
     down_since: &mut Option<Instant>,
 ) -> End {
@@ -74,29 +72,34 @@ fn subscription(
         reason: e.to_string(),
         was_up: false,
     };
-    let mut conn = match cluster.client.get_connection_with_timeout(CONNECT_TIMEOUT) {
+    let mut conn = match connect(&cluster.client) {
         Ok(conn) => conn,
         Err(e) => return lost(e),
     };
-    if let Err(e) = conn
-        .set_write_timeout(Some(IO_TIMEOUT))
-        .and_then(|()| conn.set_read_timeout(Some(IO_TIMEOUT)))
-    {
-        return lost(e);
-    }
     let mut pubsub = conn.as_pubsub();
-    // One channel at a time: each call returns once Redis confirmed it.
-    for channel in [&cluster.prefix, &cluster.own_channel] {
-        if let Err(e) = pubsub.subscribe(channel.as_str()) {
-            return lost(e);
-        }
-    }
-    if let Err(e) = pubsub.set_read_timeout(Some(POLL)) {
+    if let Err(e) = subscribe(cluster, &mut pubsub) {
         return lost(e);
     }
+    now_up(cluster, down_since.take());
+    let end = listen(cluster, &mut pubsub, stop, dedup);
+    cluster.up.store(false, SeqCst);
+    end
+}
+
+/// Subscribes to the shared channel and this node's own.
+fn subscribe(cluster: &Cluster, pubsub: &mut redis::PubSub<'_>) -> redis::RedisResult<()> {
+    // One channel at a time: each call returns once Redis confirmed it.
+    for channel in [&cluster.id.prefix, &cluster.id.own_channel] {
+        pubsub.subscribe(channel.as_str())?;
+    }
+    pubsub.set_read_timeout(Some(POLL))
+}
+
+/// The subscription is up: publishing works again (on fresh connections).
+fn now_up(cluster: &Cluster, down_since: Option<Instant>) {
     cluster.epoch.fetch_add(1, SeqCst);
     cluster.up.store(true, SeqCst);
-    match down_since.take() {
+    match down_since {
         Some(since) => {
             cluster.counters.reconnects.fetch_add(1, SeqCst);
             log::info!(
@@ -107,18 +110,20 @@ fn subscription(
         }
         None => log::info!(
             "cluster: subscribed to {} and {} at redis {}",
-            cluster.prefix,
-            cluster.own_channel,
+            cluster.id.prefix,
+            cluster.id.own_channel,
             cluster.target
         ),
     }
     let _ = cluster.control.send(Control::Announce { hello: true });
+}
 
+/// Reads and handles messages until the stop, an error, or a silence too long.
+fn listen(cluster: &Cluster, pubsub: &mut redis::PubSub<'_>, stop: &StopToken, dedup: &mut Dedup) -> End {
     let mut last_heard = Instant::now();
-    let end = loop {
-        match stop.try_recv() {
-            Err(TryRecvError::Empty) => {}
-            Ok(()) | Err(TryRecvError::Disconnected) => break End::Stopped,
+    loop {
+        if stop.is_stopped() {
+            return End::Stopped;
         }
         match pubsub.get_message() {
             Ok(msg) => {
@@ -127,7 +132,7 @@ fn subscription(
             }
             Err(e) if e.is_timeout() => {
                 if last_heard.elapsed() > SILENCE_LIMIT {
-                    break End::Lost {
+                    return End::Lost {
                         reason: format!(
                             "nothing arrived for {SILENCE_LIMIT:?}, not even this node's own announcements"
                         ),
@@ -136,15 +141,13 @@ fn subscription(
                 }
             }
             Err(e) => {
-                break End::Lost {
+                return End::Lost {
                     reason: e.to_string(),
                     was_up: true,
                 }
             }
         }
-    };
-    cluster.up.store(false, SeqCst);
-    end
+    }
 }
 
 /// Acts on one message from the subscription.
@@ -160,7 +163,7 @@ fn handle(cluster: &Cluster, dedup: &mut Dedup, channel: &str, bytes: &[u8]) {
             return;
         }
     };
-    let mine = env.origin == cluster.node.as_str() && env.boot == cluster.boot;
+    let mine = env.origin == &*cluster.id.node && env.boot == cluster.id.boot;
     // A publish retried on a fresh connection may arrive twice; deliver it once.
     if matches!(env.body, Body::All { .. } | Body::One { .. }) && !dedup.first_time(env.boot, env.seq) {
         log::info!(
@@ -177,56 +180,14 @@ fn handle(cluster: &Cluster, dedup: &mut Dedup, channel: &str, bytes: &[u8]) {
                 cluster.complete(env.seq, Outcome::Fanned(clients));
             }
         }
-        Body::One {
-            kind,
-            node,
-            client,
-            payload,
-        } => {
-            let result = if node == cluster.node.as_str() {
-                let id = ClientId::on(cluster.node, client);
-                match cluster.fanout.send_to(id, &frame::data(kind, payload)) {
-                    None => SendResult::Absent,
-                    Some(true) => SendResult::Delivered,
-                    Some(false) => SendResult::Refused,
-                }
-            } else {
-                log::warn!(
-                    "cluster: message for client {node}-{client} arrived at node {} on {channel}",
-                    cluster.node
-                );
-                SendResult::Absent
-            };
-            if mine {
-                cluster.complete(env.seq, Outcome::Sent(result));
-            } else {
-                let _ = cluster.control.send(Control::Ack {
-                    node: env.origin.to_owned(),
-                    boot: env.boot,
-                    seq: env.seq,
-                    result,
-                });
-            }
-        }
+        Body::One { .. } => deliver_one(cluster, &env, mine, channel),
         Body::Ack { boot, seq, result } => {
-            if boot == cluster.boot {
+            if boot == cluster.id.boot {
                 cluster.complete(seq, Outcome::Sent(result));
             }
         }
         Body::Hello(info) | Body::Here(info) => {
-            let hello = matches!(env.body, Body::Hello(_));
-            let info: MemberInfo = serde_json::from_slice(info).unwrap_or_default();
-            if cluster.members().saw(env.origin, env.boot, info, MEMBER_WINDOW) {
-                log::warn!(
-                    "cluster: node id {} is announced by two processes (boot {:016x} and another), \
-                     or it restarted within seconds: give each node its own --node-id",
-                    env.origin,
-                    env.boot
-                );
-            }
-            if hello && !mine {
-                let _ = cluster.control.send(Control::Announce { hello: false });
-            }
+            heard_from(cluster, &env, info, mine);
         }
         Body::Bye => {
             cluster.members().left(env.origin, env.boot);
@@ -234,6 +195,61 @@ fn handle(cluster: &Cluster, dedup: &mut Dedup, channel: &str, bytes: &[u8]) {
                 log::info!("cluster: node {} left", env.origin);
             }
         }
+    }
+}
+
+/// A message for one client: offered if the client is here, and answered.
+fn deliver_one(cluster: &Cluster, env: &wire::Envelope<'_>, mine: bool, channel: &str) {
+    let Body::One {
+        kind,
+        node,
+        client,
+        payload,
+    } = env.body
+    else {
+        return;
+    };
+    let result = if node == &*cluster.id.node {
+        match cluster
+            .fanout
+            .send_to_id(ClientId(client), &frame::data(kind, payload))
+        {
+            None => SendResult::Absent,
+            Some(true) => SendResult::Delivered,
+            Some(false) => SendResult::Refused,
+        }
+    } else {
+        log::warn!(
+            "cluster: message for client {node}-{client} arrived at node {} on {channel}",
+            cluster.id.node
+        );
+        SendResult::Absent
+    };
+    if mine {
+        cluster.complete(env.seq, Outcome::Sent(result));
+    } else {
+        let _ = cluster.control.send(Control::Ack {
+            node: env.origin.to_owned(),
+            boot: env.boot,
+            seq: env.seq,
+            result,
+        });
+    }
+}
+
+/// A node announced itself (`hello` also asks this one to answer).
+fn heard_from(cluster: &Cluster, env: &wire::Envelope<'_>, info: &[u8], mine: bool) {
+    let info: MemberInfo = serde_json::from_slice(info).unwrap_or_default();
+    if cluster.members().saw(env.origin, env.boot, info, MEMBER_WINDOW) {
+        log::warn!(
+            "cluster: node id {} is announced by two processes (boot {:016x} and another), \
+             or it restarted within seconds: give each node its own --node-id",
+            env.origin,
+            env.boot
+        );
+    }
+    if matches!(env.body, Body::Hello(_)) && !mine {
+        let _ = cluster.control.send(Control::Announce { hello: false });
     }
 }
 

@@ -69,21 +69,13 @@ impl SendResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body<'a> {
     /// For every client of every node.
-    All {
-        /// Text or binary frame.
-        kind: PayloadKind,
-        /// The payload.
-        payload: &'a [u8],
-    },
+    All { kind: PayloadKind, payload: &'a [u8] },
     /// For one client.
     One {
-        /// Text or binary frame.
         kind: PayloadKind,
-        /// The holding node's id.
         node: &'a str,
         /// The client's number on that node.
         client: u64,
-        /// The payload.
         payload: &'a [u8],
     },
     /// The answer to a `One`.
@@ -92,7 +84,6 @@ pub enum Body<'a> {
         boot: u64,
         /// The asker's `One` message.
         seq: u64,
-        /// What happened.
         result: SendResult,
     },
     /// A node announces itself and asks the others to answer.
@@ -106,7 +97,6 @@ pub enum Body<'a> {
 /// One message between nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope<'a> {
-    /// The sending node.
     pub origin: &'a str,
     /// The sending node's boot.
     pub boot: u64,

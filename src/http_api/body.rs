@@ -8,17 +8,9 @@ use std::io::Read;
 
 use tiny_http::Request;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::frame::PayloadKind;
-
-/// What one publish request asks to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Publication {
-    /// Text or binary.
-    pub kind: PayloadKind,
-    /// The message.
-    pub payload: Vec<u8>,
-}
+use crate::publish::Payload;
 
 /// The value of `key` in a query string, percent- and `+`-decoded.
 pub fn query_param(query: &str, key: &str) -> Option<String> {
@@ -28,14 +20,11 @@ pub fn query_param(query: &str, key: &str) -> Option<String> {
 }
 
 /// The message a `/sendall` or `/send/{id}` request carries.
-pub fn publication(request: &mut Request, query: &str, max_body: usize) -> Result<Publication, ApiError> {
+pub fn publication(request: &mut Request, query: &str, max_body: usize) -> Result<Payload, ApiError> {
     let body = read_body(request, max_body)?;
     if body.is_empty() {
         return match query_param(query, "msg") {
-            Some(msg) => Ok(Publication {
-                kind: PayloadKind::Text,
-                payload: msg.into_bytes(),
-            }),
+            Some(msg) => Ok(Payload::new(PayloadKind::Text, msg.into_bytes())),
             None => Err(ApiError::BadRequest(
                 "nothing to send: use GET /sendall?msg=TEXT, or POST the message as the body \
                  (application/json, application/octet-stream, or text)"
@@ -52,22 +41,17 @@ pub fn publication(request: &mut Request, query: &str, max_body: usize) -> Resul
         .to_ascii_lowercase();
     match media.as_str() {
         "application/json" => {
+            // Checked first: parsing into IgnoredAny skips the strings' UTF-8,
+            // and a text frame that is not UTF-8 makes every client close.
+            std::str::from_utf8(&body)
+                .map_err(|e| ApiError::BadRequest(format!("JSON body is not valid UTF-8 ({e})")))?;
             serde_json::from_slice::<serde::de::IgnoredAny>(&body)
                 .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-            Ok(Publication {
-                kind: PayloadKind::Text,
-                payload: body,
-            })
+            Ok(Payload::new(PayloadKind::Text, body))
         }
-        "application/octet-stream" => Ok(Publication {
-            kind: PayloadKind::Binary,
-            payload: body,
-        }),
+        "application/octet-stream" => Ok(Payload::new(PayloadKind::Binary, body)),
         _ => match String::from_utf8(body) {
-            Ok(text) => Ok(Publication {
-                kind: PayloadKind::Text,
-                payload: text.into_bytes(),
-            }),
+            Ok(text) => Ok(Payload::new(PayloadKind::Text, text.into_bytes())),
             Err(e) => Err(ApiError::BadRequest(format!(
                 "body is not valid UTF-8 ({e}); send binary data as application/octet-stream"
             ))),

@@ -2,7 +2,8 @@
 
 use tiny_http::{Header, Request, Response, StatusCode};
 
-use crate::error::ApiError;
+use super::error::ApiError;
+use crate::http_error::error_json;
 
 /// A response: status, content type and body.
 #[derive(Debug)]
@@ -14,13 +15,11 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// 200 with a JSON body.
-    pub fn json(value: &impl serde::Serialize) -> Reply {
-        Reply::with_type(
-            200,
-            "application/json",
-            serde_json::to_vec(value).unwrap_or_default(),
-        )
+    /// 200 with a JSON body; a value that does not serialise is a 500.
+    pub fn json(value: &impl serde::Serialize) -> Result<Reply, ApiError> {
+        let body = serde_json::to_vec(value)
+            .map_err(|e| ApiError::Internal(format!("cannot encode the answer: {e}")))?;
+        Ok(Reply::with_type(200, "application/json", body))
     }
 
     /// 200 with a JSON body already encoded.
@@ -28,7 +27,6 @@ impl Reply {
         Reply::with_type(200, "application/json", json.into_bytes())
     }
 
-    /// A response of any type.
     pub fn with_type(status: u16, content_type: impl Into<String>, body: Vec<u8>) -> Reply {
         Reply {
             status,
@@ -43,7 +41,7 @@ impl Reply {
         let mut reply = Reply::with_type(
             err.status(),
             "application/json",
-            super::error_json(&err.to_string()).into_bytes(),
+            error_json(&err.to_string()).into_bytes(),
         );
         if let Some(allow) = err.allow() {
             reply.extra.push(("Allow", allow.to_owned()));
@@ -52,11 +50,6 @@ impl Reply {
             reply.extra.push(("WWW-Authenticate", "Bearer".to_owned()));
         }
         reply
-    }
-
-    /// The status code.
-    pub fn status(&self) -> u16 {
-        self.status
     }
 
     /// Sends the reply; a client that hung up meanwhile is no error of ours.

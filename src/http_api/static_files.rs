@@ -1,10 +1,11 @@
-//! Static files from `--html-dir`, with no way out of that folder.
+//! Static files from `--html-dir`, with no way out of that folder: not by
+//! `..`, and not by a symlink that points outside it.
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
+use super::error::ApiError;
 use super::reply::Reply;
-use crate::error::ApiError;
 
 /// The file for a URL path: `/` and `/a.html` (the tutorial's name) are `index.html`.
 pub fn serve(root: &Path, url_path: &str) -> Result<Reply, ApiError> {
@@ -15,12 +16,20 @@ pub fn serve(root: &Path, url_path: &str) -> Result<Reply, ApiError> {
         "/" | "/a.html" => "index.html",
         other => other.trim_start_matches('/'),
     };
-    let path = confine(root, relative).ok_or_else(|| ApiError::Traversal(decoded.to_string()))?;
+    let traversal = || ApiError::Traversal(decoded.to_string());
+    let path = confine(root, relative).ok_or_else(traversal)?;
     let not_found = || ApiError::NotFound(format!("no file {decoded}"));
-    if !path.is_file() {
+    // Resolved, symlinks included, and served only from inside the folder.
+    let (Ok(root), Ok(real)) = (root.canonicalize(), path.canonicalize()) else {
+        return Err(not_found());
+    };
+    if !real.starts_with(&root) {
+        return Err(traversal());
+    }
+    if !real.is_file() {
         return Err(not_found());
     }
-    let body = fs::read(&path).map_err(|_| not_found())?;
+    let body = fs::read(&real).map_err(|_| not_found())?;
     let mime = mime_guess::from_path(&path).first_or_octet_stream();
     let content_type = match mime.type_() {
         mime_guess::mime::TEXT => format!("{mime}; charset=utf-8"),

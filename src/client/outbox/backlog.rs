@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 use super::{Offer, Outbox, Outgoing, Slow, Socket, FINISHED};
+use crate::threads::Role;
 
 impl<S: Socket> Outbox<S> {
     /// Queues `item` behind what is pending and makes sure a writer runs.
@@ -54,8 +55,8 @@ impl<S: Socket> Outbox<S> {
         }
         let me = Arc::clone(self);
         let name = format!("writer-{}", self.label);
-        match self.config.spawner.spawn_writer(name, move || me.drain()) {
-            Ok(()) => Offer::Queued,
+        match self.config.spawner.spawn(Role::Writer, name, move || me.drain()) {
+            Ok(_detached) => Offer::Queued,
             Err(_) => {
                 self.writer_running.store(false, SeqCst);
                 self.kill();

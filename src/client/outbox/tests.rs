@@ -5,9 +5,12 @@
 use std::io;
 use std::net::Shutdown;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
 
 use super::mock::{Path, ScriptedSocket};
 use super::{Offer, Outbox, OutboxConfig, FINISHED};
@@ -33,7 +36,7 @@ impl Fixture {
             queue_len,
             queue_bytes,
             write_timeout: Duration::from_secs(10),
-            spawner: ThreadSpawner::new(256 * 1024, 256 * 1024),
+            spawner: ThreadSpawner::new(256 * 1024, 256 * 1024, Counter::default()),
             stats: Arc::clone(&stats),
         });
         let outbox = Arc::new(Outbox::new(Arc::clone(&socket), config, "7".into()));
@@ -158,7 +161,7 @@ fn concurrent_offers_keep_their_order_through_direct_writes_and_the_writer() {
                 let mut rng = Rng(0x9E37_79B9 + t as u64);
                 for i in 0..FRAMES {
                     let frame = numbered(t * FRAMES + i, 1 + rng.below(3000));
-                    let mut expected = expected.lock().unwrap();
+                    let mut expected = expected.lock();
                     assert!(outbox.offer(frame.clone()).accepted());
                     expected.extend_from_slice(&frame);
                     drop(expected);
@@ -185,7 +188,7 @@ fn concurrent_offers_keep_their_order_through_direct_writes_and_the_writer() {
     f.socket.open(usize::MAX / 2);
     f.wait_drained();
     assert!(
-        f.socket.out() == *expected.lock().unwrap(),
+        f.socket.out() == *expected.lock(),
         "bytes out differ from bytes offered"
     );
 

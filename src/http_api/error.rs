@@ -1,6 +1,9 @@
-//! Errors the HTTP side port answers with, each mapped to one status code here.
+//! Errors the HTTP side port answers with, each mapped to one status code here
+//! (a publisher's errors included).
 
 use std::io;
+
+use crate::publish::PublishError;
 
 /// A request the side port refuses; the message is sent as `{"error": "..."}`.
 #[derive(Debug, thiserror::Error)]
@@ -20,29 +23,26 @@ pub enum ApiError {
     /// The path exists but not for this method (405).
     #[error("method {method} is not allowed on {path}; use {allowed}")]
     MethodNotAllowed {
-        /// The method used.
         method: String,
-        /// The path.
         path: String,
-        /// The methods that work there.
         allowed: &'static str,
     },
     /// The body is over `--max-body-bytes` (413).
     #[error("request body is larger than the limit of {limit} bytes (--max-body-bytes)")]
-    TooLarge {
-        /// The limit.
-        limit: usize,
-    },
-    /// The server cannot do this now (503).
-    #[error("{0}")]
-    Unavailable(String),
+    TooLarge { limit: usize },
     /// Reading the request failed (400).
     #[error("could not read the request body: {0}")]
     Io(#[from] io::Error),
+    /// The publisher did not deliver (404 for no such client, else 503).
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// The server failed at its own work (500).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl ApiError {
-    /// The HTTP status for this error.
+    /// The HTTP status for this error: the one place errors meet statuses.
     pub fn status(&self) -> u16 {
         match self {
             ApiError::BadRequest(_) | ApiError::Io(_) => 400,
@@ -51,7 +51,9 @@ impl ApiError {
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::TooLarge { .. } => 413,
-            ApiError::Unavailable(_) => 503,
+            ApiError::Publish(PublishError::NoClient(_) | PublishError::NotFound(_)) => 404,
+            ApiError::Publish(PublishError::Unavailable(_)) => 503,
+            ApiError::Internal(_) => 500,
         }
     }
 

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::LastSeen;
+use crate::client::LastSeen;
 
 /// Socket reads, captured writes.
 pub struct ConnIo {
@@ -68,7 +68,6 @@ impl ConnIo {
         }
     }
 
-    /// The socket.
     pub fn stream(&self) -> &Arc<TcpStream> {
         &self.stream
     }

@@ -4,7 +4,10 @@
 //! echo of a message, and the Pong and Close replies tungstenite owes, all go
 //! through the client's outbox, the socket's one writer.
 
-use std::io::{self, Read};
+pub mod handshake;
+mod io;
+
+use std::io::{self as stdio, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,58 +17,52 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Error, Message, WebSocket};
 
-use super::io::ConnIo;
-use super::{Client, LastSeen, Outbox};
-use crate::frame::{self, PayloadKind};
-use crate::handshake::{self, Admission};
-use crate::registry::Slot;
-use crate::server::Shared;
+use self::handshake::HandshakeSettings;
+use self::io::ConnIo;
+use crate::broadcast::Fanout;
+use crate::client::{Client, LastSeen, Outbox, OutboxConfig, ShownId};
+use crate::frame::{self, EncodedFrame, PayloadKind};
+use crate::registry::{Registry, Slot};
+use crate::stats::Stats;
+use crate::stop::StopToken;
 
 /// How long to wait for the peer to close TCP after the Close handshake.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// What a connection's thread needs.
+pub struct SessionContext {
+    pub handshake: HandshakeSettings,
+    /// How long one blocked write may take (`--write-timeout`).
+    pub write_timeout: Duration,
+    pub registry: Arc<Registry>,
+    /// Where echoes and owed replies are offered.
+    pub fanout: Fanout,
+    pub stats: Arc<Stats>,
+    pub outbox: Arc<OutboxConfig>,
+    pub stop: StopToken,
+    /// Close 1001, sent to a client that registers during shutdown.
+    pub going_away: EncodedFrame,
+}
+
 /// Runs one connection to its end. `slot` is its place under `--max-clients`.
-pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, shared: Arc<Shared>) {
+pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, ctx: &SessionContext) {
     let stream = Arc::new(stream);
     let last_seen = Arc::new(LastSeen::now());
-    let admission = Admission {
-        origins: &shared.origins,
-        shutting_down: shared.is_shutting_down(),
-    };
-    let deadline = Instant::now() + shared.config.handshake_timeout;
-    let io = ConnIo::handshaking(Arc::clone(&stream), Arc::clone(&last_seen), deadline);
-    let mut ws = match handshake::accept(io, shared.ws_config, admission) {
-        Ok(ws) => ws,
-        Err(rejection) => {
-            shared.stats.handshakes_rejected.inc();
-            log::info!("connection from {peer} rejected: {rejection}");
-            return;
-        }
-    };
-    if let Err(e) = prepare_socket(&stream, &shared) {
-        log::info!("connection from {peer} dropped after handshake: {e}");
+    let Some(mut ws) = handshake(&stream, peer, &last_seen, ctx) else {
         return;
-    }
-    ws.get_mut().handshake_done();
-
-    let id = shared.registry.next_id();
-    let outbox = Arc::new(Outbox::new(
-        Arc::clone(&stream),
-        Arc::clone(&shared.outbox_config),
-        id.to_string(),
-    ));
-    let client = Arc::new(Client::new(id, peer, last_seen, outbox));
-    let registration = shared.registry.register(Arc::clone(&client));
-    shared.stats.connections_accepted.inc();
+    };
+    let client = new_client(&stream, peer, last_seen, ctx);
+    let registration = ctx.registry.register(Arc::clone(&client));
+    ctx.stats.connections_accepted.inc();
     log::info!("{client} connected");
-    if shared.is_shutting_down() {
+    if ctx.stop.is_stopped() {
         // Registered after shutdown sent its Close frames: send ours.
         client.mark_ended("server shutting down");
-        client.outbox.close(shared.going_away.clone());
+        client.outbox.close(ctx.going_away.clone());
     }
 
     crate::threads::release_unused_stack();
-    let ending = read_until_closed(&mut ws, &client, &shared);
+    let ending = read_until_closed(&mut ws, &client, &ctx.fanout);
     // Closing: no longer a client to send to, though the socket (and its
     // slot) lives on until the peer has seen our Close.
     drop(registration);
@@ -82,14 +79,52 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, shared: Arc<Shared>)
     }
 }
 
-fn prepare_socket(stream: &TcpStream, shared: &Shared) -> io::Result<()> {
+/// The handshake, and the socket made ready for a client; `None` (logged) if refused or failed.
+fn handshake(
+    stream: &Arc<TcpStream>,
+    peer: SocketAddr,
+    last_seen: &Arc<LastSeen>,
+    ctx: &SessionContext,
+) -> Option<WebSocket<ConnIo>> {
+    let deadline = Instant::now() + ctx.handshake.timeout;
+    let io = ConnIo::handshaking(Arc::clone(stream), Arc::clone(last_seen), deadline);
+    let mut ws = match handshake::accept(io, &ctx.handshake, ctx.stop.is_stopped()) {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            ctx.stats.handshakes_rejected.inc();
+            log::info!("connection from {peer} rejected: {rejection}");
+            return None;
+        }
+    };
+    if let Err(e) = prepare_socket(stream, ctx.write_timeout) {
+        log::info!("connection from {peer} dropped after handshake: {e}");
+        return None;
+    }
+    ws.get_mut().handshake_done();
+    Some(ws)
+}
+
+fn new_client(
+    stream: &Arc<TcpStream>,
+    peer: SocketAddr,
+    last_seen: Arc<LastSeen>,
+    ctx: &SessionContext,
+) -> Arc<Client> {
+    let id = ctx.registry.next_id();
+    let prefix = ctx.registry.id_prefix();
+    let label = ShownId::new(prefix.as_deref(), id).to_string();
+    let outbox = Arc::new(Outbox::new(Arc::clone(stream), Arc::clone(&ctx.outbox), label));
+    Arc::new(Client::new(id, prefix, peer, last_seen, outbox))
+}
+
+fn prepare_socket(stream: &TcpStream, write_timeout: Duration) -> stdio::Result<()> {
     stream.set_read_timeout(None)?;
-    stream.set_write_timeout(Some(shared.config.write_timeout))?;
+    stream.set_write_timeout(Some(write_timeout))?;
     stream.set_nodelay(true)
 }
 
 /// Reads and answers frames until the connection ends; returns why it ended.
-fn read_until_closed(ws: &mut WebSocket<ConnIo>, client: &Arc<Client>, shared: &Shared) -> String {
+fn read_until_closed(ws: &mut WebSocket<ConnIo>, client: &Arc<Client>, fanout: &Fanout) -> String {
     loop {
         let result = ws.read();
         // tungstenite keeps owed Pong/Close replies until a flush; flushing
@@ -106,20 +141,16 @@ fn read_until_closed(ws: &mut WebSocket<ConnIo>, client: &Arc<Client>, shared: &
             }
             _ => {
                 if let Some(reply) = owed {
-                    shared.fanout.offer(client, &reply.into());
+                    fanout.offer(client, &reply.into());
                 }
             }
         }
         match result {
             Ok(Message::Text(text)) => {
-                shared
-                    .fanout
-                    .offer(client, &frame::data(PayloadKind::Text, text.as_bytes()));
+                fanout.offer(client, &frame::data(PayloadKind::Text, text.as_bytes()));
             }
             Ok(Message::Binary(data)) => {
-                shared
-                    .fanout
-                    .offer(client, &frame::data(PayloadKind::Binary, &data));
+                fanout.offer(client, &frame::data(PayloadKind::Binary, &data));
             }
             Ok(_) => {}
             Err(err) => {
@@ -181,8 +212,52 @@ fn linger(stream: &TcpStream) {
         match (&*stream).read(&mut buf) {
             Ok(0) => return,
             Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == stdio::ErrorKind::Interrupted => continue,
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tungstenite::error::CapacityError;
+
+    #[test]
+    fn read_errors_map_to_close_codes() {
+        let too_big = Error::Capacity(CapacityError::MessageTooLong { size: 9, max_size: 8 });
+        assert_eq!(close_for(&too_big).map(|(c, _)| c), Some(CloseCode::Size));
+        let bad_utf8 = Error::Utf8("x".into());
+        assert_eq!(
+            close_for(&bad_utf8),
+            Some((CloseCode::Invalid, "invalid UTF-8 in text".to_owned()))
+        );
+        let unmasked = Error::Protocol(ProtocolError::UnmaskedFrameFromClient);
+        assert_eq!(close_for(&unmasked).map(|(c, _)| c), Some(CloseCode::Protocol));
+        // The peer is gone: nothing to close.
+        for gone in [
+            Error::ConnectionClosed,
+            Error::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+            Error::Io(stdio::ErrorKind::BrokenPipe.into()),
+        ] {
+            assert_eq!(close_for(&gone), None, "{gone}");
+        }
+    }
+
+    #[test]
+    fn endings_are_described_for_the_log() {
+        let reset = Error::Protocol(ProtocolError::ResetWithoutClosingHandshake);
+        assert_eq!(describe_error(&reset), "connection dropped without a Close");
+        assert_eq!(describe_close(None), "no code");
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        };
+        assert_eq!(describe_close(Some(&frame)), "code 1000, \"bye\"");
+        let frame = CloseFrame {
+            code: CloseCode::Away,
+            reason: "".into(),
+        };
+        assert_eq!(describe_close(Some(&frame)), "code 1001");
     }
 }

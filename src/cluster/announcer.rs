@@ -1,0 +1,73 @@
+//! The announcer thread: says "here" every 5 s, answers `hello`s, sends the
+//! acks for messages this node delivered for others, and says goodbye at the
+//! stop. It does the publishing the subscriber must not wait for.
+
+use std::time::Instant;
+
+use crossbeam_channel::{select, Receiver};
+
+use super::{node_channel, wire, Cluster, ANNOUNCE_INTERVAL};
+use crate::stop::StopToken;
+
+/// Work for the announcer thread.
+#[derive(Debug)]
+pub(super) enum Control {
+    /// Announce now (`hello` asks the others to answer).
+    Announce { hello: bool },
+    /// Tell `node` what became of its message `seq`.
+    Ack {
+        node: String,
+        boot: u64,
+        seq: u64,
+        result: wire::SendResult,
+    },
+}
+
+/// Runs until the stop, then says goodbye.
+pub(super) fn run(cluster: &Cluster, stop: &StopToken) {
+    let rx: &Receiver<Control> = &cluster.control_rx;
+    let mut next = Instant::now() + ANNOUNCE_INTERVAL;
+    loop {
+        select! {
+            recv(rx) -> control => match control {
+                Ok(Control::Announce { hello }) => announce(cluster, hello),
+                Ok(Control::Ack { node, boot, seq, result }) => ack(cluster, &node, boot, seq, result),
+                Err(_) => break,
+            },
+            recv(stop.channel()) -> _ => break,
+            default(next.saturating_duration_since(Instant::now())) => {
+                announce(cluster, false);
+                next = Instant::now() + ANNOUNCE_INTERVAL;
+            }
+        }
+    }
+    if cluster.is_up() {
+        if let (_, Err(e)) = cluster.publish(&cluster.id.prefix, |seq| cluster.envelope(seq, wire::Body::Bye))
+        {
+            log::info!("cluster: saying goodbye failed: {e}");
+        }
+    }
+}
+
+fn announce(cluster: &Cluster, hello: bool) {
+    if !cluster.is_up() {
+        return;
+    }
+    let info = cluster.info();
+    let body = if hello {
+        wire::Body::Hello(&info)
+    } else {
+        wire::Body::Here(&info)
+    };
+    if let (_, Err(e)) = cluster.publish(&cluster.id.prefix, |seq| cluster.envelope(seq, body)) {
+        log::warn!("cluster: announcing node {} failed: {e}", cluster.id.node);
+    }
+}
+
+fn ack(cluster: &Cluster, node: &str, boot: u64, seq: u64, result: wire::SendResult) {
+    let channel = node_channel(&cluster.id.prefix, node);
+    let body = wire::Body::Ack { boot, seq, result };
+    if let (_, Err(e)) = cluster.publish(&channel, |own| cluster.envelope(own, body)) {
+        log::warn!("cluster: answering node {node} about its message {seq} failed: {e}");
+    }
+}

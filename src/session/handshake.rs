@@ -1,0 +1,155 @@
+//! The WebSocket handshake on a new connection: path, origin, deadline, bad requests.
+//!
+//! tungstenite parses the upgrade request; our callback answers 404 for paths
+//! other than `/echo`, 403 for a refused origin and 503 while shutting down.
+//! Requests tungstenite itself refuses (no key, wrong version, not HTTP) get a
+//! 400 or 426 written here, since it answers those with nothing. The whole
+//! handshake must finish before a deadline, however slowly bytes trickle in.
+
+use std::cell::Cell;
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::handshake::HandshakeError;
+use tungstenite::http::{HeaderValue, StatusCode};
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{Error, WebSocket};
+
+use super::io::ConnIo;
+use crate::http_error::{error_json, error_response};
+use crate::origin::OriginPolicy;
+
+/// The one path WebSocket clients connect to.
+pub const WS_PATH: &str = "/echo";
+
+/// What the handshake checks besides the protocol itself.
+pub struct HandshakeSettings {
+    pub origins: OriginPolicy,
+    pub ws_config: WebSocketConfig,
+    /// The whole handshake must finish within this (`--handshake-timeout`).
+    pub timeout: Duration,
+}
+
+/// Why a connection did not become a client.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    #[error("handshake not completed in time")]
+    Timeout,
+    /// Answered with an HTTP error status.
+    #[error("answered {status}: {0}", status = .0.status())]
+    Refused(Refusal),
+    #[error("socket error during handshake: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Why a handshake was answered with an error status; its text is the body's `error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no WebSocket endpoint at {0}; connect to {WS_PATH}")]
+    NoEndpoint(String),
+    #[error("origin {0} is not allowed")]
+    Origin(String),
+    #[error("server is shutting down")]
+    ShuttingDown,
+    #[error("Sec-WebSocket-Version: 13 is required")]
+    Version,
+    #[error("not a valid WebSocket upgrade request: {0}")]
+    BadUpgrade(String),
+}
+
+impl Refusal {
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::NoEndpoint(_) => 404,
+            Refusal::Origin(_) => 403,
+            Refusal::ShuttingDown => 503,
+            Refusal::Version => 426,
+            Refusal::BadUpgrade(_) => 400,
+        }
+    }
+}
+
+/// Runs the server side of the handshake on `io`, before its deadline.
+// tungstenite's callback type fixes the large error response type.
+#[allow(clippy::result_large_err)]
+pub fn accept(
+    io: ConnIo,
+    settings: &HandshakeSettings,
+    shutting_down: bool,
+) -> Result<WebSocket<ConnIo>, Rejection> {
+    let stream = Arc::clone(io.stream());
+    // The callback's typed reason, kept beside tungstenite's HTTP response.
+    let refused = Cell::new(None);
+    let callback = |req: &Request, resp: Response| match check(req, &settings.origins, shutting_down) {
+        Ok(()) => Ok(resp),
+        Err(refusal) => {
+            let answer = refusal_response(&refusal);
+            refused.set(Some(refusal));
+            Err(answer)
+        }
+    };
+    let mut attempt = tungstenite::accept_hdr_with_config(io, callback, Some(settings.ws_config));
+    loop {
+        match attempt {
+            Ok(ws) => return Ok(ws),
+            // A socket timeout (set by `ConnIo` to the time left) ran out.
+            Err(HandshakeError::Interrupted(mid)) => attempt = mid.handshake(),
+            Err(HandshakeError::Failure(err)) => return Err(failure(&stream, err, refused.take())),
+        }
+    }
+}
+
+fn check(req: &Request, origins: &OriginPolicy, shutting_down: bool) -> Result<(), Refusal> {
+    if req.uri().path() != WS_PATH {
+        return Err(Refusal::NoEndpoint(req.uri().path().to_owned()));
+    }
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if !origins.allows(header("origin"), header("host")) {
+        return Err(Refusal::Origin(header("origin").unwrap_or("?").to_owned()));
+    }
+    if shutting_down {
+        return Err(Refusal::ShuttingDown);
+    }
+    Ok(())
+}
+
+fn refusal_response(refusal: &Refusal) -> ErrorResponse {
+    let mut resp = ErrorResponse::new(Some(error_json(&refusal.to_string())));
+    *resp.status_mut() = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let headers = resp.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    headers.insert("connection", HeaderValue::from_static("close"));
+    resp
+}
+
+/// Turns a failed handshake into a rejection, answering what tungstenite left
+/// unanswered. `refused` is what our callback refused, if it did.
+fn failure(stream: &TcpStream, err: Error, refused: Option<Refusal>) -> Rejection {
+    match (err, refused) {
+        (Error::Http(_), Some(refusal)) => Rejection::Refused(refusal),
+        // tungstenite answers with an HTTP error only through our callback.
+        (Error::Http(resp), None) => Rejection::Refused(Refusal::BadUpgrade(resp.status().to_string())),
+        (Error::Io(e), _) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Rejection::Timeout
+        }
+        (Error::Io(e), _) => Rejection::Io(e),
+        (Error::Protocol(tungstenite::error::ProtocolError::MissingSecWebSocketVersionHeader), _) => refuse(
+            stream,
+            Refusal::Version,
+            "Upgrade Required",
+            "Sec-WebSocket-Version: 13\r\n",
+        ),
+        (other, _) => refuse(stream, Refusal::BadUpgrade(other.to_string()), "Bad Request", ""),
+    }
+}
+
+/// Writes the refusal as an HTTP error response (best effort).
+fn refuse(stream: &TcpStream, refusal: Refusal, phrase: &str, extra_headers: &str) -> Rejection {
+    let response = error_response(refusal.status(), phrase, &refusal.to_string(), extra_headers);
+    let mut out = stream;
+    let _ = out.write_all(response.as_bytes());
+    Rejection::Refused(refusal)
+}

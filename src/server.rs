@@ -1,11 +1,13 @@
 //! Wiring: binds both ports, starts the threads, and shuts them down in order.
 //!
 //! Threads: one acceptor and one refuser for the WebSocket port, a reader per
-//! connection (plus a writer while it has a backlog), the pinger, and the HTTP
-//! workers. `Shared` is what they all read.
+//! connection (plus a writer while it has a backlog), the pinger, the side
+//! port's accept loop and a thread per side-port connection (`http_front`),
+//! and the HTTP workers behind it. `Shared` is what they all read.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixListener;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -22,6 +24,7 @@ use crate::cluster::{self, Cluster, ClusterThreads, Publisher};
 use crate::config::Config;
 use crate::frame::{self, EncodedFrame};
 use crate::http_api::HttpApi;
+use crate::http_front::{self, HttpFront, SocketDir};
 use crate::limits::Ceilings;
 use crate::origin::OriginPolicy;
 use crate::pods::{PodList, PodsError};
@@ -104,7 +107,10 @@ impl Shared {
 pub struct Server {
     shared: Arc<Shared>,
     http_addr: SocketAddr,
+    front: HttpFront,
     http: HttpApi,
+    /// The router's socket folder; removed after the router is dropped.
+    socket_dir: SocketDir,
     acceptor: JoinHandle<()>,
     refuser: JoinHandle<()>,
     pinger: JoinHandle<()>,
@@ -150,17 +156,12 @@ impl Server {
             addr: config.ws_addr,
             source,
         })?;
-        let http_server = tiny_http::Server::http(config.http_addr).map_err(|e| StartError::Http {
+        let http_listener = listen(config.http_addr)?;
+        let http_addr = http_listener.local_addr().map_err(|source| StartError::Bind {
             addr: config.http_addr,
-            reason: e.to_string(),
+            source,
         })?;
-        let http_addr = http_server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| StartError::Http {
-                addr: config.http_addr,
-                reason: "not an IP listener".into(),
-            })?;
+        let (socket_dir, http_server) = router(config.http_addr)?;
 
         let stats = Arc::new(Stats::default());
         let node = match &config.redis {
@@ -232,11 +233,20 @@ impl Server {
         let (stop_pinger, stop_rx) = crossbeam_channel::bounded(1);
         let pinger = pinger::start(Arc::clone(&shared), stop_rx)?;
         let http = HttpApi::start(http_server, shared.config.http_threads, Arc::clone(&shared))?;
+        let front = HttpFront::start(
+            http_listener,
+            reachable(http_addr),
+            socket_dir.socket_path(),
+            http_front::Settings::from_config(&shared.config),
+            Arc::clone(&shared.stats),
+        )?;
         log::info!("WebSocket on {ws_addr}, HTTP side port on {http_addr}");
         Ok(Server {
             shared,
             http_addr,
+            front,
             http,
+            socket_dir,
             acceptor,
             refuser,
             pinger,
@@ -299,7 +309,12 @@ impl Server {
         let _ = self.refuser.join();
         let _ = self.stop_pinger.send(());
         let _ = self.pinger.join();
+        // The front door first: its connections end, then the router behind
+        // it, whose `Drop` wakes its accept thread through the socket that
+        // the folder holds, so the folder goes last.
+        self.front.stop();
         self.http.stop();
+        drop(self.socket_dir);
         if let Some(cluster) = self.cluster {
             cluster.stop();
         }
@@ -350,6 +365,17 @@ fn listen(addr: SocketAddr) -> Result<TcpListener, StartError> {
     socket.bind(&addr.into()).map_err(bind_err)?;
     socket.listen(LISTEN_BACKLOG).map_err(bind_err)?;
     Ok(socket.into())
+}
+
+/// The side port's router: tiny_http on a Unix socket in a fresh private folder.
+fn router(addr: SocketAddr) -> Result<(SocketDir, tiny_http::Server), StartError> {
+    let http_err = |reason: String| StartError::Http { addr, reason };
+    let dir = SocketDir::create().map_err(|e| http_err(format!("cannot create the router's folder: {e}")))?;
+    let path = dir.socket_path();
+    let listener = UnixListener::bind(&path)
+        .map_err(|e| http_err(format!("cannot listen on {}: {e}", path.display())))?;
+    let server = tiny_http::Server::from_listener(listener, None).map_err(|e| http_err(e.to_string()))?;
+    Ok((dir, server))
 }
 
 /// An address that reaches a listener bound to `addr` (a wildcard becomes loopback).

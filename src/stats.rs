@@ -27,6 +27,12 @@ pub struct Stats {
     pub clients_reaped: Counter,
     /// Connections refused before or during the WebSocket handshake.
     pub handshakes_rejected: Counter,
+    /// Side-port connections answered 503 at --http-max-connections.
+    pub http_connections_refused: Counter,
+    /// Side-port connections closed to make room for a new one.
+    pub http_connections_evicted: Counter,
+    /// Side-port requests the front door answered 4xx/5xx itself.
+    pub http_requests_rejected: Counter,
 }
 
 /// A point-in-time copy of the counters, as `/stats` shows it.
@@ -48,6 +54,12 @@ pub struct StatsSnapshot {
     pub clients_reaped: u64,
     /// Connections refused at the handshake.
     pub handshakes_rejected: u64,
+    /// Side-port connections answered 503 at --http-max-connections.
+    pub http_connections_refused: u64,
+    /// Side-port connections closed to make room for a new one.
+    pub http_connections_evicted: u64,
+    /// Side-port requests the front door answered 4xx/5xx itself.
+    pub http_requests_rejected: u64,
     /// Threads that could not be created.
     pub thread_spawn_failures: u64,
     /// Seconds since the server started.
@@ -69,6 +81,9 @@ impl Stats {
             slow_clients_dropped: self.slow_clients_dropped.get(),
             clients_reaped: self.clients_reaped.get(),
             handshakes_rejected: self.handshakes_rejected.get(),
+            http_connections_refused: self.http_connections_refused.get(),
+            http_connections_evicted: self.http_connections_evicted.get(),
+            http_requests_rejected: self.http_requests_rejected.get(),
             thread_spawn_failures,
             uptime_seconds: started.elapsed().as_secs(),
             cluster: None,
@@ -127,6 +142,21 @@ impl StatsSnapshot {
                 "handshakes_rejected",
                 "Connections refused at the WebSocket handshake",
                 self.handshakes_rejected,
+            ),
+            (
+                "http_connections_refused",
+                "Side-port connections answered 503 at --http-max-connections",
+                self.http_connections_refused,
+            ),
+            (
+                "http_connections_evicted",
+                "Side-port connections closed to make room for a new one",
+                self.http_connections_evicted,
+            ),
+            (
+                "http_requests_rejected",
+                "Side-port requests the front door answered 4xx/5xx itself",
+                self.http_requests_rejected,
             ),
             (
                 "thread_spawn_failures",

@@ -1,6 +1,7 @@
 //! The HTTP side port: publishing, client and server status, and the page.
 //!
-//! A small pool of threads takes requests from one `tiny_http` server. A
+//! A small pool of threads takes requests from one `tiny_http` server, which
+//! gets only requests the front door (`http_front`) read and checked. A
 //! publish request is turned into one encoded frame and handed to the fan-out
 //! (`broadcast`); everything else reads the registry, the counters or files.
 
@@ -20,6 +21,7 @@ pub use self::reply::Reply;
 use crate::error::ApiError;
 use crate::frame::PayloadKind;
 use crate::handshake::WS_PATH;
+use crate::http_front::PEER_HEADER;
 use crate::server::Shared;
 
 /// `{"error": reason}` as a JSON string.
@@ -76,7 +78,8 @@ fn serve(server: &tiny_http::Server, shared: &Shared, stopping: &AtomicBool) {
                 err.status(),
                 request.method(),
                 request.url(),
-                request.remote_addr().map_or("?".to_owned(), |a| a.to_string())
+                // The front door says who the client is: the router sees only its Unix socket.
+                body::header(&request, PEER_HEADER).unwrap_or_else(|| "?".to_owned())
             );
             Reply::error(&err)
         });

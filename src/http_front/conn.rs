@@ -73,13 +73,15 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Arc<Slot>, ctx: Arc<Contex
     let mut since = Instant::now();
     let end = loop {
         match serve_one(&mut inbound, &mut backend, peer, since, &ctx) {
-            Ok(true) => {
+            Ok(Some(answered)) => {
+                // The wait on the client goes on from when its response began
+                // to be written; the next head's deadline counts from now.
                 since = Instant::now();
-                if !ctx.conns.set_phase(&slot, Phase::Reading(since)) {
+                if !ctx.conns.set_phase(&slot, Phase::Reading(answered)) {
                     break End::Evicted { mid_request: false };
                 }
             }
-            Ok(false) => break End::Gone("closed after the response".into()),
+            Ok(None) => break End::Gone("closed after the response".into()),
             Err(end) => break end,
         }
     };
@@ -114,14 +116,15 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Arc<Slot>, ctx: Arc<Contex
     }
 }
 
-/// Reads, routes and answers one request; true to wait for another on this connection.
+/// Reads, routes and answers one request; to wait for another on this
+/// connection, returns when the response began to be written.
 fn serve_one(
     inbound: &mut Inbound<Client>,
     backend: &mut Backend,
     peer: SocketAddr,
     since: Instant,
     ctx: &Context,
-) -> Result<bool, End> {
+) -> Result<Option<Instant>, End> {
     let settings = &ctx.settings;
     let head = read_head(inbound, since + settings.header_timeout, settings.max_body)?;
     let body = read_body(inbound, &head, ctx)?;
@@ -133,11 +136,15 @@ fn serve_one(
         .route(&head, peer, &body, head.keep_alive)
         .map_err(|e| End::Refused(Refusal::new(502, format!("the side port's router failed: {e}"))))?;
     drop(body);
-    ctx.conns.set_phase(slot, Phase::Writing(Instant::now()));
-    let deadline = Instant::now() + settings.write_timeout;
-    write_before(&inbound.source().stream, &answer.bytes, deadline)
-        .map_err(|e| End::Gone(format!("writing the {} response: {e}", answer.status)))?;
-    Ok(head.keep_alive)
+    let answered = Instant::now();
+    ctx.conns.set_phase(slot, Phase::Writing(answered));
+    write_before(
+        &inbound.source().stream,
+        &answer.bytes,
+        answered + settings.write_timeout,
+    )
+    .map_err(|e| End::Gone(format!("writing the {} response: {e}", answer.status)))?;
+    Ok(head.keep_alive.then_some(answered))
 }
 
 /// Reads until a whole head is buffered and checks it; parses only when a

@@ -83,7 +83,7 @@ impl<S: Source> Inbound<S> {
 
     /// Marks `n` buffered bytes as used.
     pub fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.buf.len());
+        self.start = self.start.saturating_add(n).min(self.buf.len());
         if self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
@@ -257,6 +257,14 @@ mod tests {
         let mut inbound = Inbound::new(Canned::new(&[&big]));
         while inbound.fill(soon()).unwrap() {}
         assert_eq!(inbound.unread().len(), MAX_BUFFERED);
+    }
+
+    #[test]
+    fn draining_after_a_partial_read_drops_everything() {
+        let mut inbound = Inbound::new(Canned::new(&[b"4\r\nrest", b"more"]));
+        assert!(inbound.line(10, soon()).unwrap().is_some());
+        inbound.drain(1 << 20, soon());
+        assert!(inbound.unread().is_empty());
     }
 
     #[test]

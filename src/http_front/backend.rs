@@ -186,47 +186,81 @@ fn exchange(
     deadline: Instant,
 ) -> Result<(Vec<u8>, Parsed), String> {
     let to_send = request[0].len() + request[1].len();
-    let mut sent = 0;
-    let mut got = Vec::new();
-    let mut parsed: Option<Parsed> = None;
-    loop {
-        let received = parsed.as_ref().is_some_and(|p| got.len() >= p.total_len);
-        if sent == to_send && received {
-            break;
-        }
-        let mut events = libc::POLLIN;
-        if sent < to_send {
-            events |= libc::POLLOUT;
-        }
+    // A request usually fits in the socket at once: write before waiting.
+    let mut sent = send_some(stream, request, 0)?;
+    let mut response = Incoming::default();
+    while sent < to_send || !response.is_complete() {
+        let events = if sent < to_send {
+            libc::POLLIN | libc::POLLOUT
+        } else {
+            libc::POLLIN
+        };
         let ready = poll(stream, events, deadline)?;
         if sent < to_send && ready & libc::POLLOUT != 0 {
-            let (part, offset) = match sent.checked_sub(request[0].len()) {
-                None => (request[0], sent),
-                Some(offset) => (request[1], offset),
-            };
-            sent += nonblocking(stream.write(&part[offset..]))
-                .map_err(|e| format!("writing to the router: {e}"))?;
+            sent = send_some(stream, request, sent)?;
         }
         if ready & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-            let old = got.len();
-            got.resize(old + READ_CHUNK, 0);
-            let n = stream.read(&mut got[old..]);
-            got.truncate(old + *n.as_ref().unwrap_or(&0));
-            match n {
-                Ok(0) => return Err("the router closed the connection".into()),
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
-                Err(e) => return Err(format!("reading from the router: {e}")),
-            }
-            if parsed.is_none() {
-                parsed = parse_response(&got, request_was_head)?;
-            }
-            if parsed.as_ref().is_some_and(|p| got.len() > p.total_len) {
-                return Err("the router sent more than one response".into());
-            }
+            response.receive(stream, request_was_head)?;
         }
     }
-    parsed.map(|p| (got, p)).ok_or_else(|| "no response".into())
+    response
+        .parsed
+        .map(|p| (response.bytes, p))
+        .ok_or_else(|| "no response".into())
+}
+
+/// Writes what the socket takes of `request` from byte `sent` on; returns the new count.
+fn send_some(stream: &mut UnixStream, request: [&[u8]; 2], sent: usize) -> Result<usize, String> {
+    let (part, offset) = match sent.checked_sub(request[0].len()) {
+        None => (request[0], sent),
+        Some(offset) => (request[1], offset),
+    };
+    if offset >= part.len() {
+        return Ok(sent);
+    }
+    let n = nonblocking(stream.write(&part[offset..])).map_err(|e| format!("writing to the router: {e}"))?;
+    Ok(sent + n)
+}
+
+/// A response arriving from the router.
+#[derive(Default)]
+struct Incoming {
+    bytes: Vec<u8>,
+    parsed: Option<Parsed>,
+}
+
+impl Incoming {
+    fn is_complete(&self) -> bool {
+        self.parsed
+            .as_ref()
+            .is_some_and(|p| self.bytes.len() >= p.total_len)
+    }
+
+    /// Reads what has come: a small first read for the head, then exactly the
+    /// rest of the body (anything past it is an error).
+    fn receive(&mut self, stream: &mut UnixStream, request_was_head: bool) -> Result<(), String> {
+        let want = match &self.parsed {
+            Some(p) => p.total_len.saturating_sub(self.bytes.len()).clamp(1, READ_CHUNK),
+            None => 4096,
+        };
+        let old = self.bytes.len();
+        self.bytes.resize(old + want, 0);
+        let n = stream.read(&mut self.bytes[old..]);
+        self.bytes.truncate(old + *n.as_ref().unwrap_or(&0));
+        match n {
+            Ok(0) => return Err("the router closed the connection".into()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+            Err(e) => return Err(format!("reading from the router: {e}")),
+        }
+        if self.parsed.is_none() {
+            self.parsed = parse_response(&self.bytes, request_was_head)?;
+        }
+        match &self.parsed {
+            Some(p) if self.bytes.len() > p.total_len => Err("the router sent more than one response".into()),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A non-blocking call's result, with "would block" as 0 bytes.

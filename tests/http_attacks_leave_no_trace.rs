@@ -4,11 +4,13 @@
 
 mod support;
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use support::{assert_refusal, raw_connect, send_raw, wait_until, Responses, WsClient, DEADLINE};
 
@@ -74,6 +76,58 @@ impl Wspush {
         )
     }
 
+    /// Waits until no side-port connection is open (client side or router
+    /// side) and `cond` holds for (threads, fds, RSS KiB); returns them.
+    fn settle(&self, what: &str, cond: impl Fn((u64, u64, u64)) -> bool) -> (u64, u64, u64) {
+        let deadline = Instant::now() + 2 * DEADLINE;
+        loop {
+            let (open, now) = (self.side_port_sockets(), self.resources());
+            if open == 0 && cond(now) {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waiting for {what}: {open} side-port socket(s) open, (threads, fds, RSS KiB) {now:?} \
+                 (RSS margin {RSS_MARGIN_KIB} KiB)"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The process's sockets of side-port connections: TCP ones on the side
+    /// port, and the router's ends of its Unix socket connections.
+    fn side_port_sockets(&self) -> usize {
+        let pid = self.child.id();
+        let inodes: HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("fds")
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter_map(|t| {
+                Some(
+                    t.to_str()?
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .to_owned(),
+                )
+            })
+            .collect();
+        let table =
+            |name: &str| std::fs::read_to_string(format!("/proc/{pid}/net/{name}")).unwrap_or_default();
+        let port = format!(":{:04X}", self.http.port());
+        // sl local_address rem_address st ... inode: connected (not LISTEN, 0A) ones on the port.
+        let tcp = [table("tcp"), table("tcp6")].concat();
+        let on_port = tcp.lines().skip(1).filter(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            f.len() > 9 && f[1].ends_with(&port) && f[3] != "0A" && inodes.contains(f[9])
+        });
+        // Num RefCount Protocol Flags Type St Inode Path: connected (St 03) ones on the router's path.
+        let unix = table("unix");
+        let routed = unix.lines().skip(1).filter(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            f.len() > 7 && f[5] == "03" && f[7].contains("/wspush-") && inodes.contains(f[6])
+        });
+        on_port.count() + routed.count()
+    }
+
     fn get(&self, path: &str) -> support::HttpResponse {
         let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         support::read_http_response(&mut send_raw(self.http, request.as_bytes()))
@@ -102,36 +156,22 @@ fn side_port_attacks_leave_threads_fds_and_rss_at_their_baseline() {
     ]);
     let (threads, _, _) = server.resources();
     let mut client = WsClient::connect(&format!("ws://{}/echo", server.ws));
-    wait_until("the client registered", || {
-        String::from_utf8_lossy(&server.get("/stats").body).contains(r#""clients":1,"#)
-    });
-    // Warm up what is allocated once, then let every warm-up thread end.
+    // Warm up what is allocated once.
     for n in 0..50 {
         assert_eq!(server.get(&format!("/sendall?msg=warm{n}")).status, 200);
         assert_eq!(client.next_text(), format!("warm{n}"));
         assert_eq!(server.get("/metrics").status, 200);
     }
-    // What stays: the threads at start, and the WebSocket client's reader.
-    wait_until("the warm-up threads ended", || {
-        server.resources().0 == threads + 1
-    });
+    // What stays: the threads at start and the WebSocket client's reader, and
+    // no side-port connection on either side of the front door.
+    server.settle("the warm-up connections ended", |now| now.0 == threads + 1);
     let baseline = server.resources();
 
     attack(&server, &mut client);
 
-    let settled = |now: (u64, u64, u64)| {
+    let now = server.settle("the attacks' connections ended", |now| {
         now.0 == baseline.0 && now.1 == baseline.1 && now.2 <= baseline.2 + RSS_MARGIN_KIB
-    };
-    let deadline = std::time::Instant::now() + 2 * DEADLINE;
-    let mut now = server.resources();
-    while !settled(now) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "(threads, fds, RSS KiB) {now:?} did not return to {baseline:?} (RSS margin {RSS_MARGIN_KIB} KiB)"
-        );
-        thread::sleep(std::time::Duration::from_millis(50));
-        now = server.resources();
-    }
+    });
     eprintln!("(threads, fds, RSS KiB): baseline {baseline:?}, after the attacks {now:?}");
     assert_eq!(server.get("/sendall?msg=after").status, 200);
     assert_eq!(client.next_text(), "after");

@@ -85,14 +85,20 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Arc<Slot>, ctx: Arc<Contex
             Err(end) => break end,
         }
     };
+    finish(end, &mut inbound, peer, &ctx);
+}
+
+/// Answers as the end requires, then closes.
+fn finish(end: End, inbound: &mut Inbound<Client>, peer: SocketAddr, ctx: &Context) {
     match end {
         End::Refused(refusal) => {
-            ctx.conns.set_phase(&slot, Phase::Writing(Instant::now()));
+            ctx.conns
+                .set_phase(&inbound.source().slot, Phase::Writing(Instant::now()));
             ctx.stats.http_requests_rejected.inc();
             log::info!("http {} from {peer}: {}", refusal.status, refusal.reason);
             let deadline = Instant::now() + ctx.settings.write_timeout;
             if write_before(&inbound.source().stream, &refusal.response(), deadline).is_ok() {
-                linger(&mut inbound);
+                linger(inbound);
             }
         }
         End::Evicted { mid_request } => {
@@ -111,7 +117,7 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Arc<Slot>, ctx: Arc<Contex
         }
         End::Gone(why) => {
             log::debug!("http connection from {peer} ends: {why}");
-            linger(&mut inbound);
+            linger(inbound);
         }
     }
 }

@@ -9,19 +9,14 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
+use crate::accept::accept_until_stopped;
 use crate::refuser::{self, Refuse};
 use crate::registry::Registry;
 use crate::session::{self, SessionContext};
 use crate::stats::Stats;
 use crate::stop::StopToken;
 use crate::threads::{Role, ThreadSpawner};
-
-/// Pause after an accept error such as EMFILE, so the loop does not spin.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
-/// Accept errors are logged at most this often.
-const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// What the accept loop needs.
 pub struct Acceptor {
@@ -46,23 +41,9 @@ pub fn start(acceptor: Acceptor) -> io::Result<(JoinHandle<()>, JoinHandle<()>)>
 
 impl Acceptor {
     fn run(&self, refuse: &Refuse) {
-        let mut last_error_log: Option<Instant> = None;
-        loop {
-            let accepted = self.listener.accept();
-            if self.stop.is_stopped() {
-                return;
-            }
-            match accepted {
-                Ok((stream, peer)) => self.admit(stream, peer, refuse),
-                Err(e) => {
-                    if last_error_log.is_none_or(|t| t.elapsed() > ACCEPT_ERROR_LOG_EVERY) {
-                        log::error!("accept failed: {e}");
-                        last_error_log = Some(Instant::now());
-                    }
-                    std::thread::sleep(ACCEPT_ERROR_PAUSE);
-                }
-            }
-        }
+        accept_until_stopped(&self.listener, &self.stop, "WebSocket port", |stream, peer| {
+            self.admit(stream, peer, refuse);
+        });
     }
 
     /// Gives the connection a slot and a reader thread, or hands it to the refuser.

@@ -98,6 +98,25 @@ pub struct Config {
     #[arg(long, env = "WSPUSH_HTTP_THREADS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub http_threads: u16,
 
+    /// Seconds a side-port client has to send a request head, counted from when its
+    /// connection starts waiting for one (also the keep-alive idle timeout).
+    #[arg(long, env = "WSPUSH_HTTP_HEADER_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
+    pub http_header_timeout: Duration,
+
+    /// Seconds a side-port client has to send a request body, counted from the end of its head.
+    #[arg(long, env = "WSPUSH_HTTP_BODY_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
+    pub http_body_timeout: Duration,
+
+    /// Side-port connections open at once; past it, a stalled one is closed to make
+    /// room, or the new one gets 503.
+    #[arg(long, env = "WSPUSH_HTTP_MAX_CONNECTIONS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub http_max_connections: u32,
+
+    /// Seconds a side-port connection must have waited on its client before a new
+    /// connection may take its place at --http-max-connections.
+    #[arg(long, env = "WSPUSH_HTTP_EVICT_AFTER", default_value = "1", value_parser = parse_seconds)]
+    pub http_evict_after: Duration,
+
     /// Stack size of each connection's reader thread, in KiB.
     #[arg(long, env = "WSPUSH_READER_STACK_KIB", default_value_t = 128)]
     pub reader_stack_kib: usize,

@@ -1,16 +1,18 @@
 //! wspush: a WebSocket push server. An HTTP call on the side port sends a
 //! message to every connected WebSocket client at once.
 //!
-//! To follow one message from `curl` to the browser: `http_api::routes` (the
-//! request, looked up in the route table) turns it into a `publish::Payload`
-//! and hands it to the `publish::Publish` the server chose: `broadcast::Fanout`
-//! for a single node (encode once, offer to every client under one registry
-//! lock), or the `cluster` (PUBLISH to Redis; every node's subscriber hands
-//! what comes back to its own fan-out). Each offer goes through
-//! `client::outbox` (a non-blocking write, or the queue and a writer thread);
-//! `session` is the connection's own thread, from handshake to close.
-//! `server` builds what each thread needs and starts them all.
+//! To follow one message from `curl` to the browser: `http_front` (the side
+//! port's front door) reads and checks the request and relays it to
+//! `http_api::routes`, which looks it up in the route table, turns it into a
+//! `publish::Payload` and hands it to the `publish::Publish` the server chose:
+//! `broadcast::Fanout` for a single node (encode once, offer to every client
+//! under one registry lock), or the `cluster` (PUBLISH to Redis; every node's
+//! subscriber hands what comes back to its own fan-out). Each offer goes
+//! through `client::outbox` (a non-blocking write, or the queue and a writer
+//! thread); `session` is the connection's own thread, from handshake to
+//! close. `server` builds what each thread needs and starts them all.
 
+mod accept;
 mod acceptor;
 mod broadcast;
 #[allow(dead_code)] // wired in by the channels work
@@ -25,6 +27,7 @@ mod frame;
 mod history;
 mod http_api;
 mod http_error;
+mod http_front;
 mod limits;
 pub mod memory;
 mod metrics;

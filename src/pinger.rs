@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, tick};
+use prometheus_client::metrics::counter::Counter;
 
 use crate::broadcast::Fanout;
 use crate::config::PingStyle;
@@ -40,6 +41,9 @@ pub struct Pinger {
     /// `--pong-timeout`.
     pub timeout: Duration,
     pub style: PingStyle,
+    /// Side-port connections ended so far (`http_front`): their buffers are
+    /// freed heap too.
+    pub http_conns_ended: Counter,
     pub stop: StopToken,
 }
 
@@ -67,8 +71,7 @@ impl Pinger {
             select! {
                 recv(ticker) -> _ => {
                     self.reap_silent();
-                    let accepted = self.stats.connections_accepted.get();
-                    trimmer.tick(accepted.saturating_sub(self.registry.len() as u64));
+                    trimmer.tick(self.connections_ended());
                     if spread {
                         self.ping_slice(&ping, round % slices, slices);
                         round += 1;
@@ -80,6 +83,13 @@ impl Pinger {
                 recv(self.stop.channel()) -> _ => return,
             }
         }
+    }
+
+    /// WebSocket and side-port connections ended so far: the heap trimmer's cue.
+    fn connections_ended(&self) -> u64 {
+        let accepted = self.stats.connections_accepted.get();
+        let ws_ended = accepted.saturating_sub(self.registry.len() as u64);
+        ws_ended + self.http_conns_ended.get()
     }
 
     /// Pings the clients whose id falls in `slice` of `slices`.

@@ -2,10 +2,12 @@
 //! threads, and shuts them down in order.
 //!
 //! Threads: one acceptor and one refuser for the WebSocket port, a reader per
-//! connection (plus a writer while it has a backlog), the pinger, the HTTP
-//! workers and, with `--redis`, the cluster's subscriber and announcer. Each
-//! gets a context of its own; one `Stop` ends them all. This module (with
-//! `server/setup.rs`) is the only one that knows the cluster exists: to everyone else it is a `Publish`.
+//! connection (plus a writer while it has a backlog), the pinger, the side
+//! port's accept loop and a thread per side-port connection (`http_front`),
+//! the HTTP workers behind it and, with `--redis`, the cluster's subscriber
+//! and announcer. Each gets a context of its own; one `Stop` ends them all.
+//! This file is the only one that knows the cluster exists: to everyone else
+//! it is a `Publish`.
 
 mod setup;
 
@@ -16,13 +18,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use self::setup::{
-    bind, cluster_settings, going_away, max_clients, pinger_context, reachable, session_context, validate,
-    warn_about, Bound, Core,
+    bind, front_door, going_away, http_context, max_clients, pinger_context, reachable, session_context,
+    validate, warn_about, Bound, Core,
 };
 use crate::acceptor::{self, Acceptor};
-use crate::cluster::{self, Cluster, ClusterThreads};
+use crate::cluster::{self, Cluster, ClusterSettings, ClusterThreads};
 use crate::config::Config;
-use crate::http_api::{HttpApi, HttpContext};
+use crate::http_api::HttpApi;
+use crate::http_front::{HttpFront, SocketDir};
 use crate::metrics::Metrics;
 use crate::pinger;
 use crate::pods::{PodList, PodsError};
@@ -60,6 +63,8 @@ pub struct Server {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     cluster: Option<Arc<Cluster>>,
+    /// The side port's router socket folder: removed once the router is gone.
+    router_dir: Option<SocketDir>,
 }
 
 /// The server's own threads, joined at shutdown.
@@ -68,6 +73,7 @@ struct Threads {
     acceptor: Option<JoinHandle<()>>,
     refuser: Option<JoinHandle<()>>,
     pinger: Option<JoinHandle<()>>,
+    front: Option<HttpFront>,
     http: Option<HttpApi>,
     cluster: Option<ClusterThreads>,
 }
@@ -109,6 +115,7 @@ impl Server {
             registry: Arc::clone(&core.registry),
             metrics: Arc::clone(&metrics),
             cluster,
+            router_dir: None,
         };
         match server.start_threads(config, bound, &core, publisher, pods, metrics) {
             Ok(()) => {
@@ -136,14 +143,29 @@ impl Server {
         pods: PodList,
         metrics: Arc<Metrics>,
     ) -> io::Result<()> {
+        let Bound {
+            listener,
+            http_listener,
+            router,
+            router_dir,
+            ..
+        } = bound;
         let token = self.stop.token();
+        let door = front_door(
+            &config,
+            core,
+            http_listener,
+            router_dir.socket_path(),
+            token.clone(),
+        );
+        self.router_dir = Some(router_dir);
         if let Some(cluster) = &self.cluster {
             self.threads.cluster = Some(cluster.start(&core.spawner, &token)?);
             cluster.wait_up(cluster::STARTUP_WAIT);
         }
         let session = Arc::new(session_context(&config, core, token.clone()));
         let (acceptor, refuser) = acceptor::start(Acceptor {
-            listener: bound.listener,
+            listener,
             registry: Arc::clone(&core.registry),
             spawner: core.spawner.clone(),
             session,
@@ -156,20 +178,19 @@ impl Server {
             pinger_context(&config, core, token.clone()),
             &core.spawner,
         )?);
-        let http = Arc::new(HttpContext {
+        let http = Arc::new(http_context(
+            &config,
+            core,
             publisher,
-            clients: Arc::clone(&core.registry),
-            metrics,
             pods,
-            html_dir: config.html_dir,
-            token: config.publish_token,
-            ws_port: self.ws_addr.port(),
-            ws_path: WS_PATH,
-            max_body: config.max_body_bytes,
-        });
-        let (api, started) = HttpApi::start(bound.http, config.http_threads, http, &core.spawner, &token);
+            metrics,
+            self.ws_addr,
+        ));
+        let (api, started) = HttpApi::start(router, config.http_threads, http, &core.spawner, &token);
         self.threads.http = Some(api);
-        started
+        started?;
+        self.threads.front = Some(HttpFront::start(door)?);
+        Ok(())
     }
 
     /// With `--redis`: the line printed at startup after the listening line,
@@ -238,11 +259,31 @@ impl Server {
         for thread in [threads.refuser, threads.pinger].into_iter().flatten() {
             let _ = thread.join();
         }
+        // The front door before the router behind it, so the requests it has
+        // under way are answered.
+        if let Some(front) = threads.front {
+            let _ = TcpStream::connect_timeout(&reachable(self.http_addr), Duration::from_secs(1));
+            front.join();
+        }
         if let Some(http) = threads.http {
             http.join();
         }
+        // The router is gone: its socket (which its `Drop` used) may go too.
+        self.router_dir = None;
         if let Some(cluster) = threads.cluster {
             cluster.join();
         }
     }
+}
+
+/// With `--redis`: the cluster's settings, with this node's URLs as bound.
+fn cluster_settings(config: &Config, bound: &Bound) -> Result<Option<ClusterSettings>, StartError> {
+    let Some(url) = &config.redis else {
+        return Ok(None);
+    };
+    let mut settings = ClusterSettings::new(url, &config.redis_channel, config.node_id.as_deref())
+        .map_err(|e| StartError::Invalid(e.to_string()))?;
+    settings.ws_url = format!("ws://{}{WS_PATH}", bound.ws_addr);
+    settings.http_url = format!("http://{}/", bound.http_addr);
+    Ok(Some(settings))
 }

@@ -70,6 +70,9 @@ counters! {
     slow_clients_dropped: "Clients dropped as slow consumers (queue over --queue-len or --queue-bytes, or a write blocked past --write-timeout)",
     clients_reaped: "Clients dropped for silence past the pong timeout",
     handshakes_rejected: "Connections refused before or during the WebSocket handshake",
+    http_connections_refused: "Side-port connections answered 503 at --http-max-connections",
+    http_connections_evicted: "Side-port connections closed to make room for a new one",
+    http_requests_rejected: "Side-port requests the front door answered 4xx/5xx itself",
     thread_spawn_failures: "Threads that could not be created",
 }
 
@@ -147,7 +150,7 @@ mod tests {
         let json = serde_json::to_string(&stats.snapshot(3, extra)).unwrap();
         assert_eq!(
             json,
-            r#"{"clients":3,"connections_accepted":0,"broadcasts":1,"deliveries_queued":0,"sharded_broadcasts":0,"slow_clients_dropped":0,"clients_reaped":0,"handshakes_rejected":0,"thread_spawn_failures":2,"uptime_seconds":0,"node":"a","redis_up":true}"#
+            r#"{"clients":3,"connections_accepted":0,"broadcasts":1,"deliveries_queued":0,"sharded_broadcasts":0,"slow_clients_dropped":0,"clients_reaped":0,"handshakes_rejected":0,"http_connections_refused":0,"http_connections_evicted":0,"http_requests_rejected":0,"thread_spawn_failures":2,"uptime_seconds":0,"node":"a","redis_up":true}"#
         );
     }
 }

@@ -21,6 +21,11 @@ const FAILURE_LOG_WINDOW: Duration = Duration::from_secs(5);
 
 /// Stack of a fan-out shard: it only makes non-blocking sends and queue pushes.
 const SHARD_STACK: usize = 128 * 1024;
+/// Stack of a side-port connection's thread: a request head's 100 parsed
+/// fields and a few locals (buffers are on the heap). Fixed rather than
+/// `--reader-stack-kib`, so that a WebSocket setting too small for the front
+/// door's parsing cannot take the side port (and with it publishing) down.
+const HTTP_CONN_STACK: usize = 128 * 1024;
 
 /// What a thread does, which decides its stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +36,9 @@ pub enum Role {
     Writer,
     /// Helps one broadcast offer to a share of the clients.
     Shard,
-    /// The acceptor, refuser, pinger, HTTP workers and cluster threads.
+    /// Reads, checks and relays one side-port connection's requests (`http_front`).
+    HttpConn,
+    /// The acceptors of both ports, the refuser, pinger, HTTP workers and cluster threads.
     Service,
 }
 
@@ -67,6 +74,7 @@ impl ThreadSpawner {
             Role::Reader => Some(self.inner.reader_stack),
             Role::Writer => Some(self.inner.writer_stack),
             Role::Shard => Some(SHARD_STACK),
+            Role::HttpConn => Some(HTTP_CONN_STACK),
             Role::Service => None,
         }
     }

@@ -54,13 +54,16 @@ fn clients_lists_id_peer_since_and_queued() {
     assert_eq!(list[0]["id"], ids[1].to_string(), "b is the one left");
 }
 
-const STAT_FIELDS: [&str; 10] = [
+const STAT_FIELDS: [&str; 13] = [
     "broadcasts",
     "clients",
     "clients_reaped",
     "connections_accepted",
     "deliveries_queued",
     "handshakes_rejected",
+    "http_connections_evicted",
+    "http_connections_refused",
+    "http_requests_rejected",
     "sharded_broadcasts",
     "slow_clients_dropped",
     "thread_spawn_failures",

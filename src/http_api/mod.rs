@@ -1,6 +1,7 @@
 //! The HTTP side port: publishing, client and server status, and the page.
 //!
-//! A small pool of threads takes requests from one `tiny_http` server and
+//! A small pool of threads takes requests from one `tiny_http` server, which
+//! gets only requests the front door (`http_front`) read and checked, and
 //! looks each up in the route table (`routes`). A publish request becomes one
 //! `Payload` handed to the publisher (`publish::Publish`: this node's fan-out,
 //! or a relay); everything else reads the registry, the figures or files.
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use self::reply::Reply;
+use crate::http_front::PEER_HEADER;
 use crate::metrics::Metrics;
 use crate::pods::PodList;
 use crate::publish::Publish;
@@ -104,7 +106,8 @@ fn serve(server: &tiny_http::Server, ctx: &HttpContext, stop: &StopToken) {
                 err.status(),
                 request.method(),
                 request.url(),
-                request.remote_addr().map_or("?".to_owned(), |a| a.to_string())
+                // The front door says who the client is: the router sees only its Unix socket.
+                body::header(&request, PEER_HEADER).unwrap_or_else(|| "?".to_owned())
             );
             Reply::error(&err)
         });

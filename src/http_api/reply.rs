@@ -54,7 +54,10 @@ impl Reply {
 
     /// Sends the reply; a client that hung up meanwhile is no error of ours.
     pub fn send(self, request: Request) {
-        let mut response = Response::from_data(self.body).with_status_code(StatusCode(self.status));
+        // Always a Content-Length, never chunked: the front door relays one whole response.
+        let mut response = Response::from_data(self.body)
+            .with_status_code(StatusCode(self.status))
+            .with_chunked_threshold(usize::MAX);
         let headers = std::iter::once(("Content-Type", self.content_type))
             .chain(std::iter::once(("Cache-Control", "no-store".to_owned())))
             .chain(self.extra);

@@ -1,10 +1,13 @@
 //! Setting up a server: flags checked, ports bound, and the context each
-//! thread is given, built from the flags and the shared core.
+//! thread is given, built from the flags and the shared core. The cluster's
+//! settings are made in `server.rs`, the one file that knows the cluster.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 
+use prometheus_client::metrics::counter::Counter;
 use socket2::{Domain, Socket, Type};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::WebSocketConfig;
@@ -12,12 +15,16 @@ use tungstenite::protocol::WebSocketConfig;
 use super::StartError;
 use crate::broadcast::Fanout;
 use crate::client::OutboxConfig;
-use crate::cluster::ClusterSettings;
 use crate::config::Config;
 use crate::frame::{self, EncodedFrame};
+use crate::http_api::HttpContext;
+use crate::http_front::{self, FrontDoor, SocketDir};
 use crate::limits::Ceilings;
+use crate::metrics::Metrics;
 use crate::origin::OriginPolicy;
 use crate::pinger::Pinger;
+use crate::pods::PodList;
+use crate::publish::Publish;
 use crate::registry::Registry;
 use crate::session::handshake::{HandshakeSettings, WS_PATH};
 use crate::session::SessionContext;
@@ -30,12 +37,15 @@ const LISTEN_BACKLOG: i32 = 4096;
 /// tungstenite's write buffer: it only ever holds a Pong or a Close reply.
 const WS_WRITE_BUFFER: usize = 4096;
 
-/// Both ports, bound.
+/// Both ports, bound, and the side port's router behind its front door.
 pub(super) struct Bound {
     pub(super) listener: TcpListener,
     pub(super) ws_addr: SocketAddr,
-    pub(super) http: tiny_http::Server,
+    pub(super) http_listener: TcpListener,
     pub(super) http_addr: SocketAddr,
+    pub(super) router: tiny_http::Server,
+    /// The router's socket folder; it must outlive the router.
+    pub(super) router_dir: SocketDir,
 }
 
 /// What every part shares: counters, clients, the fan-out and the thread spawner.
@@ -44,6 +54,9 @@ pub(super) struct Core {
     pub(super) spawner: ThreadSpawner,
     pub(super) registry: Arc<Registry>,
     pub(super) fanout: Fanout,
+    /// Side-port connections ended: counted by the front door, read by the
+    /// pinger's heap trimmer (not a `/stats` figure).
+    pub(super) http_conns_ended: Counter,
 }
 
 impl Core {
@@ -70,6 +83,7 @@ impl Core {
             spawner,
             registry,
             fanout,
+            http_conns_ended: Counter::default(),
         }
     }
 }
@@ -110,27 +124,52 @@ pub(super) fn pinger_context(config: &Config, core: &Core, stop: StopToken) -> P
         interval: config.ping_interval,
         timeout: config.pong_timeout,
         style: config.ping_style,
+        http_conns_ended: core.http_conns_ended.clone(),
         stop,
+    }
+}
+
+pub(super) fn http_context(
+    config: &Config,
+    core: &Core,
+    publisher: Arc<dyn Publish>,
+    pods: PodList,
+    metrics: Arc<Metrics>,
+    ws_addr: SocketAddr,
+) -> HttpContext {
+    HttpContext {
+        publisher,
+        clients: Arc::clone(&core.registry),
+        metrics,
+        pods,
+        html_dir: config.html_dir.clone(),
+        token: config.publish_token.clone(),
+        ws_port: ws_addr.port(),
+        ws_path: WS_PATH,
+        max_body: config.max_body_bytes,
+    }
+}
+
+pub(super) fn front_door(
+    config: &Config,
+    core: &Core,
+    listener: TcpListener,
+    router: PathBuf,
+    stop: StopToken,
+) -> FrontDoor {
+    FrontDoor {
+        listener,
+        router,
+        settings: http_front::Settings::from_config(config),
+        stats: Arc::clone(&core.stats),
+        spawner: core.spawner.clone(),
+        stop,
+        ended: core.http_conns_ended.clone(),
     }
 }
 
 pub(super) fn going_away() -> EncodedFrame {
     frame::close(CloseCode::Away, "going away")
-}
-
-/// With `--redis`: the cluster's settings, with this node's URLs as bound.
-pub(super) fn cluster_settings(
-    config: &Config,
-    bound: &Bound,
-) -> Result<Option<ClusterSettings>, StartError> {
-    let Some(url) = &config.redis else {
-        return Ok(None);
-    };
-    let mut settings = ClusterSettings::new(url, &config.redis_channel, config.node_id.as_deref())
-        .map_err(|e| StartError::Invalid(e.to_string()))?;
-    settings.ws_url = format!("ws://{}{WS_PATH}", bound.ws_addr);
-    settings.http_url = format!("http://{}/", bound.http_addr);
-    Ok(Some(settings))
 }
 
 /// `--max-clients`, or what the machine's limits allow.
@@ -189,20 +228,22 @@ pub(super) fn bind(config: &Config) -> Result<Bound, StartError> {
         addr: config.ws_addr,
         source,
     })?;
-    let http_err = |reason: String| StartError::Http {
+    let http_listener = listen(config.http_addr)?;
+    let http_addr = http_listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.http_addr,
+        source,
+    })?;
+    let (router_dir, router) = http_front::router().map_err(|reason| StartError::Http {
         addr: config.http_addr,
         reason,
-    };
-    let http = tiny_http::Server::http(config.http_addr).map_err(|e| http_err(e.to_string()))?;
-    let http_addr = http
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| http_err("not an IP listener".into()))?;
+    })?;
     Ok(Bound {
         listener,
         ws_addr,
-        http,
+        http_listener,
         http_addr,
+        router,
+        router_dir,
     })
 }
 

@@ -406,60 +406,128 @@ impl HttpResponse {
 
 /// Reads one HTTP response: the head, then `Content-Length` bytes or up to EOF.
 pub fn read_http_response(stream: &mut TcpStream) -> HttpResponse {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
+    Responses::new(stream).next()
+}
+
+/// Reads HTTP responses one after another off one connection, keeping the
+/// bytes that follow each one (pipelined responses).
+pub struct Responses<'a> {
+    stream: &'a mut TcpStream,
+    data: Vec<u8>,
+}
+
+impl<'a> Responses<'a> {
+    /// Nothing read yet.
+    pub fn new(stream: &'a mut TcpStream) -> Responses<'a> {
+        Responses {
+            stream,
+            data: Vec::new(),
         }
-        let n = stream.read(&mut buf).expect("read response head");
-        assert!(
-            n > 0,
-            "connection closed before a full response head: {:?}",
-            String::from_utf8_lossy(&data)
-        );
-        data.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let mut body = data[head_end..].to_vec();
-    let length = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse::<usize>().ok());
-    match length {
-        Some(len) => {
-            while body.len() < len {
-                let n = stream.read(&mut buf).expect("read response body");
-                assert!(n > 0, "connection closed inside the body");
-                body.extend_from_slice(&buf[..n]);
+    }
+
+    /// The next response: `Content-Length` bytes of body, or up to EOF without one.
+    pub fn next(&mut self) -> HttpResponse {
+        self.read(false)
+    }
+
+    /// The next response to a HEAD request: no body, whatever Content-Length says.
+    pub fn next_to_head(&mut self) -> HttpResponse {
+        self.read(true)
+    }
+
+    /// Everything after the responses read so far, to the end of the connection.
+    pub fn rest(self) -> (Vec<u8>, Ending) {
+        let (more, ending) = read_to_end(self.stream);
+        ([self.data, more].concat(), ending)
+    }
+
+    /// Reads more; false at EOF or a reset.
+    fn fill(&mut self) -> bool {
+        let mut buf = [0u8; 4096];
+        match self.stream.read(&mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.data.extend_from_slice(&buf[..n]);
+                true
             }
-            body.truncate(len);
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => false,
+            Err(e) => panic!("read response: {e}"),
         }
-        None => loop {
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => body.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
-                Err(e) => panic!("read response body: {e}"),
+    }
+
+    fn read(&mut self, no_body: bool) -> HttpResponse {
+        let head_end = loop {
+            if let Some(i) = self.data.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
             }
-        },
+            assert!(
+                self.fill(),
+                "connection closed before a full response head: {:?}",
+                String::from_utf8_lossy(&self.data)
+            );
+        };
+        let head = String::from_utf8_lossy(&self.data[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        self.data.drain(..head_end);
+        let length = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .and_then(|(_, v)| v.parse::<usize>().ok());
+        let body_len = match (no_body, length) {
+            (true, _) => 0,
+            (false, Some(len)) => {
+                while self.data.len() < len {
+                    assert!(self.fill(), "connection closed inside the body");
+                }
+                len
+            }
+            (false, None) => {
+                while self.fill() {}
+                self.data.len()
+            }
+        };
+        let body = self.data.drain(..body_len).collect();
+        HttpResponse {
+            status,
+            headers,
+            body,
+        }
     }
-    HttpResponse {
-        status,
-        headers,
-        body,
-    }
+}
+
+/// Connects to `addr` and sends `bytes`.
+pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut stream = raw_connect(addr);
+    stream.write_all(bytes).expect("send request");
+    stream
+}
+
+/// Asserts that the response waiting on `stream` is a front-door refusal:
+/// `status`, `Connection: close`, a JSON error mentioning `needle`, and then
+/// the end of the connection with nothing more.
+pub fn assert_refusal(stream: &mut TcpStream, status: u16, needle: &str) {
+    let mut responses = Responses::new(stream);
+    let resp = responses.next();
+    let body = String::from_utf8_lossy(&resp.body).into_owned();
+    assert_eq!(resp.status, status, "{body}");
+    assert_eq!(resp.header("connection"), Some("close"), "{body}");
+    assert_error_body(&resp.body, needle);
+    let (rest, _) = responses.rest();
+    assert!(
+        rest.is_empty(),
+        "nothing after the {status}: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
 }
 
 /// How a connection ended when read to its end.

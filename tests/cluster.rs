@@ -1,7 +1,7 @@
 //! Several nodes sharing publishes through a real Redis (`--redis`).
 //!
 //! Each test starts its own `redis-server` (Debian package `redis-server`) on a
-//! free port, without persistence, and kills it by its PID when done (a guard
+//! free port below the ephemeral range (`free_port`), without persistence, and kills it by its PID when done (a guard
 //! does it on panic too). With `CI=true` a missing `redis-server` fails these
 //! tests; elsewhere they print one skip line and pass.
 
@@ -150,10 +150,34 @@ fn is_executable(path: &Path) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// A port nothing listened on a moment ago (bound to 0, then released).
+/// A port for a `redis-server`, free when picked, and below the kernel's
+/// ephemeral range.
+///
+/// Tests stop Redis and start it again on the same port (the nodes know its
+/// URL). An ephemeral port would be free for anyone meanwhile: every
+/// outgoing connection on the machine (other tests', other builds') takes
+/// its local port from that range, and one that got this port keeps Redis
+/// from binding it again (EADDRINUSE: "redis-server did not restart"); a
+/// node retrying a closed ephemeral port can even connect to itself. Below
+/// the range only an explicit bind takes a port. The start is random so that
+/// parallel tests spread out.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low: u16 = range
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(32768);
+    let span = low.saturating_sub(1024).min(10_000);
+    assert!(
+        span >= 1000,
+        "ephemeral range starts at {low}: no room below it for test ports"
+    );
+    let start = getrandom::u32().expect("random") % u32::from(span);
+    (0..u32::from(span))
+        .map(|i| low - 1 - ((start + i) % u32::from(span)) as u16)
+        .find(|&port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 /// Whether a Redis answers PING on `port`.

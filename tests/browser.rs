@@ -171,14 +171,7 @@ fn sendpods_renders_a_table_that_a_new_pod_list_replaces() {
     );
 
     // One server has one pod list: bring it back on the same ports with another.
-    let pods = std::env::temp_dir().join(format!("wspush-e2e-pods-{}.json", std::process::id()));
-    let other: Value = json!([
-        {"PodName": "api-7f9c", "PodImage": "registry.local/api:2.4.1", "PodNode": "node-a"},
-        {"PodName": "web-5d2b", "PodImage": "nginx:1.27", "PodNode": "node-b"},
-        {"PodName": "worker-0", "PodImage": "registry.local/worker:2.4.1", "PodNode": "node-c"},
-        {"PodName": "redis-0", "PodImage": "redis:7.2", "PodNode": "node-a"},
-    ]);
-    std::fs::write(&pods, other.to_string()).expect("write the pod list");
+    let pods = write_other_pod_list();
     let second = restart_on_same_ports(&mut first, &["--pods", pods.to_str().unwrap()]);
     page.wait_for(
         "the page to reconnect",
@@ -209,6 +202,19 @@ fn sendpods_renders_a_table_that_a_new_pod_list_replaces() {
     assert_eq!(entries(&page), ["pod list: 3 pods", "pod list: 4 pods"]);
     page.screenshot();
     let _ = std::fs::remove_file(pods);
+}
+
+/// A pod list of four pods, written to a file of its own; returns its path.
+fn write_other_pod_list() -> std::path::PathBuf {
+    let pods = std::env::temp_dir().join(format!("wspush-e2e-pods-{}.json", std::process::id()));
+    let other: Value = json!([
+        {"PodName": "api-7f9c", "PodImage": "registry.local/api:2.4.1", "PodNode": "node-a"},
+        {"PodName": "web-5d2b", "PodImage": "nginx:1.27", "PodNode": "node-b"},
+        {"PodName": "worker-0", "PodImage": "registry.local/worker:2.4.1", "PodNode": "node-c"},
+        {"PodName": "redis-0", "PodImage": "redis:7.2", "PodNode": "node-a"},
+    ]);
+    std::fs::write(&pods, other.to_string()).expect("write the pod list");
+    pods
 }
 
 #[test]

@@ -55,22 +55,7 @@ fn clients_flooding_echoes_without_reading_are_dropped_and_memory_stays_bounded(
         })
         .collect();
 
-    // Publish while they flood, until every flooder is dropped.
-    let mut published = Vec::new();
-    let deadline = Instant::now() + DEADLINE;
-    while server.stats()["slow_clients_dropped"].as_u64().unwrap() < FLOODERS as u64 || published.len() < 20 {
-        assert!(
-            Instant::now() < deadline,
-            "the flooders were not all dropped in time"
-        );
-        let message = format!("{:05}-{}", published.len(), "p".repeat(1000));
-        let response = ureq::post(&format!("{}/sendall", server.http_url))
-            .set("Content-Type", "text/plain")
-            .send_string(&message)
-            .expect("publish");
-        assert_eq!(response.status(), 200);
-        published.push(message);
-    }
+    let published = publish_until_flooders_dropped(&server);
     ureq::get(&format!("{}/sendall?msg=end", server.http_url))
         .call()
         .expect("publish the end");
@@ -79,18 +64,7 @@ fn clients_flooding_echoes_without_reading_are_dropped_and_memory_stays_bounded(
     }
     let peak_kib = server.status_kib("VmHWM");
 
-    let got = reader.join().expect("reading client");
-    assert_eq!(
-        got.len(),
-        published.len(),
-        "the reading client got every broadcast"
-    );
-    if let Some(n) = (0..got.len()).find(|&n| got[n] != published[n]) {
-        panic!(
-            "broadcast {n} out of order or damaged: {:?}",
-            &got[n][..16.min(got[n].len())]
-        );
-    }
+    assert_all_in_order(&reader.join().expect("reading client"), &published);
     let rise_kib = peak_kib.saturating_sub(before_kib);
     assert!(
         rise_kib < MAX_RISE_KIB,
@@ -110,4 +84,39 @@ fn clients_flooding_echoes_without_reading_are_dropped_and_memory_stays_bounded(
         "{}",
         server.log()
     );
+}
+
+/// Publishes numbered 1 KB messages while the flooders flood, until every
+/// flooder is dropped (and at least 20 went out); returns them.
+fn publish_until_flooders_dropped(server: &process::Process) -> Vec<String> {
+    let mut published = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while server.stats()["slow_clients_dropped"].as_u64().unwrap() < FLOODERS as u64 || published.len() < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the flooders were not all dropped in time"
+        );
+        let message = format!("{:05}-{}", published.len(), "p".repeat(1000));
+        let response = ureq::post(&format!("{}/sendall", server.http_url))
+            .set("Content-Type", "text/plain")
+            .send_string(&message)
+            .expect("publish");
+        assert_eq!(response.status(), 200);
+        published.push(message);
+    }
+    published
+}
+
+fn assert_all_in_order(got: &[String], published: &[String]) {
+    assert_eq!(
+        got.len(),
+        published.len(),
+        "the reading client got every broadcast"
+    );
+    if let Some(n) = (0..got.len()).find(|&n| got[n] != published[n]) {
+        panic!(
+            "broadcast {n} out of order or damaged: {:?}",
+            &got[n][..16.min(got[n].len())]
+        );
+    }
 }

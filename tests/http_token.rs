@@ -18,30 +18,7 @@ fn sending_needs_the_bearer_token() {
     let clients: serde_json::Value = serde_json::from_str(&clients).unwrap();
     let id = clients[0]["id"].as_str().unwrap().to_owned();
     let send_one = format!("/send/{id}");
-    let wrong = [
-        vec![],
-        vec![("Authorization", "Bearer wrong")],
-        vec![("Authorization", "Bearer s3cret-Toke")],
-        vec![("Authorization", "Bearer s3cret-Token-and-more")],
-        vec![("Authorization", TOKEN)],
-        vec![("Authorization", "Basic czNjcmV0LVRva2Vu")],
-        vec![("Authorization", "Bearer ")],
-    ];
-    for headers in &wrong {
-        for (method, path) in [
-            ("GET", "/sendall?msg=no"),
-            ("POST", "/sendall"),
-            ("GET", "/sendpods"),
-            ("POST", "/sendpods"),
-            ("POST", send_one.as_str()),
-        ] {
-            let mut all = headers.clone();
-            all.push(("Content-Type", "text/plain"));
-            let body: &[u8] = if method == "POST" { b"no" } else { b"" };
-            let resp = server.request(method, path, &all, body);
-            assert_error(&resp, 401, "bearer token");
-        }
-    }
+    assert_wrong_tokens_are_refused(&server, &send_one);
     let raw =
         "GET /sendall?msg=no HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nConnection: close\r\n\r\n";
     let resp = server.raw_http(raw.as_bytes());
@@ -68,6 +45,34 @@ fn sending_needs_the_bearer_token() {
     assert_eq!(client.next_text(), "posted");
     assert_eq!(client.next_text(), "just you");
     assert!(client.next_text().starts_with(r#"[{"PodName":"pod-101""#));
+}
+
+/// Every sending route answers 401 to a missing, wrong or malformed token.
+fn assert_wrong_tokens_are_refused(server: &TestServer, send_one: &str) {
+    let wrong = [
+        vec![],
+        vec![("Authorization", "Bearer wrong")],
+        vec![("Authorization", "Bearer s3cret-Toke")],
+        vec![("Authorization", "Bearer s3cret-Token-and-more")],
+        vec![("Authorization", TOKEN)],
+        vec![("Authorization", "Basic czNjcmV0LVRva2Vu")],
+        vec![("Authorization", "Bearer ")],
+    ];
+    for headers in &wrong {
+        for (method, path) in [
+            ("GET", "/sendall?msg=no"),
+            ("POST", "/sendall"),
+            ("GET", "/sendpods"),
+            ("POST", "/sendpods"),
+            ("POST", send_one),
+        ] {
+            let mut all = headers.clone();
+            all.push(("Content-Type", "text/plain"));
+            let body: &[u8] = if method == "POST" { b"no" } else { b"" };
+            let resp = server.request(method, path, &all, body);
+            assert_error(&resp, 401, "bearer token");
+        }
+    }
 }
 
 #[test]

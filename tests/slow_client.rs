@@ -31,15 +31,7 @@ fn a_client_that_never_reads_is_dropped_and_the_other_gets_everything() {
 
     let filler = "x".repeat(8 * 1024);
     let message = |n: usize| format!("{n:06}-{filler}");
-    let mut sent = 0;
-    let deadline = Instant::now() + DEADLINE;
-    while server.counters().slow_clients_dropped == 0 {
-        assert!(Instant::now() < deadline, "the slow client was never dropped");
-        let (status, body) = server.post("/sendall", "text/plain", message(sent).as_bytes());
-        assert_eq!(status, 200);
-        assert!(body == r#"{"clients":2}"# || body == r#"{"clients":1}"#, "{body}");
-        sent += 1;
-    }
+    let mut sent = publish_until_one_is_dropped(&server, &message);
     assert!(
         sent > 16,
         "the queue of 16 filled only after the socket buffers did ({sent} sent)"
@@ -72,6 +64,21 @@ fn a_client_that_never_reads_is_dropped_and_the_other_gets_everything() {
     assert_eq!(again.next_text(), "next");
     again.close();
     server.wait_clients(0);
+}
+
+/// Publishes `message(0)`, `message(1)`, ... until a client is dropped as
+/// slow; returns how many went out.
+fn publish_until_one_is_dropped(server: &TestServer, message: &impl Fn(usize) -> String) -> usize {
+    let mut sent = 0;
+    let deadline = Instant::now() + DEADLINE;
+    while server.counters().slow_clients_dropped == 0 {
+        assert!(Instant::now() < deadline, "the slow client was never dropped");
+        let (status, body) = server.post("/sendall", "text/plain", message(sent).as_bytes());
+        assert_eq!(status, 200);
+        assert!(body == r#"{"clients":2}"# || body == r#"{"clients":1}"#, "{body}");
+        sent += 1;
+    }
+    sent
 }
 
 #[test]

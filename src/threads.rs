@@ -2,7 +2,8 @@
 //!
 //! A role sets the stack size. Connection threads (a reader per connection, a
 //! writer while it has a backlog) get small stacks on purpose (they hold one
-//! frame parser and a few locals), so that thousands fit in memory; the few
+//! frame parser and a few locals), so that thousands fit in memory; a
+//! side-port connection's thread gets a fixed small one of its own; the few
 //! long-lived threads get the default. A thread that cannot be created
 //! (pid_max, `vm.max_map_count`, memory) is an error the caller handles; it is
 //! counted in `thread_spawn_failures` and logged once per burst, not once per

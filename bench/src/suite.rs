@@ -1,6 +1,6 @@
 //! `wspush-bench suite`: the scenarios, each run against every server (wspush,
 //! an optional baseline wspush build, Nchan) round after round, the servers
-//! taking turns in an order that alternates; medians, ratios and the
+//! taking turns in an order that rotates; medians, ratios and the
 //! targets as markdown (`markdown.rs`), JSON per scenario.
 
 mod markdown;
@@ -97,7 +97,7 @@ impl Suite<'_> {
         }
     }
 
-    /// Runs `run` for every target, round after round, alternating the order; the runs that worked.
+    /// Runs `run` for every target, round after round, rotating the order; the runs that worked.
     fn alternate<T>(
         &self,
         sc: &Scenario,
@@ -108,11 +108,13 @@ impl Suite<'_> {
     ) -> Vec<T> {
         let mut runs = Vec::new();
         for r in 0..self.rounds {
-            // Alternate which server goes first, so drift on a shared machine
-            // does not always favour the same one.
+            // Rotate the order from round to round (two servers alternate),
+            // so drift on a shared machine does not always favour the same
+            // one, and with three each takes every place equally often.
             let mut order = targets.to_vec();
-            if (r + j) % 2 == 1 {
-                order.reverse();
+            if !order.is_empty() {
+                let n = order.len();
+                order.rotate_left((r + j) % n);
             }
             for target in order {
                 let tag = match target {
@@ -237,39 +239,63 @@ impl Suite<'_> {
         (0..self.contenders.len()).map(Target::Server).collect()
     }
 
-    fn rtt(&self, sc: &Scenario, j: usize, spec: &RttSpec, out: &mut Collected) {
-        let targets = self.all_servers();
-        let runs = self.alternate(
-            sc,
-            j,
-            &targets,
-            &mut |t, label, _| self.on_server(t, label, |s| self.rt.block_on(rtt::run(&self.pool, s, spec)))?,
-            &|label, o: &RttOutcome| {
-                eprintln!(
-                    "  {label}: RTT p50 {:.0} / p90 {:.0} / p99 {:.0} µs, {:.0} publishes/s, server CPU {:.1} µs/publish, \
-                     bench CPU {:.1} µs/publish, lost {}, failed connects {}",
-                    o.rtt_ms.p50 * 1000.0,
-                    o.rtt_ms.p90 * 1000.0,
-                    o.rtt_ms.p99 * 1000.0,
-                    o.publishes_per_sec,
-                    o.server_cpu_us_per_publish,
-                    o.client_cpu_us_per_publish,
-                    o.lost,
-                    o.connect_failures
-                );
-                for e in o.publish_errors.iter().take(1) {
-                    eprintln!("    error: {e}");
+    /// Every server up at once, publishes taking turns between them (`rtt.rs`); a fresh start per round.
+    fn rtt(&self, sc: &Scenario, spec: &RttSpec, out: &mut Collected) {
+        let mut runs: Vec<RttOutcome> = Vec::new();
+        for r in 0..self.rounds {
+            eprintln!(
+                "[{:>5.0}s] {} / all servers at once, round {}/{}",
+                self.started.elapsed().as_secs_f64(),
+                sc.name,
+                r + 1,
+                self.rounds
+            );
+            let label = format!("{}-{}", sc.name, r + 1);
+            match self.on_all(&label, |servers| {
+                self.rt.block_on(rtt::run(&self.pool, servers, spec))
+            }) {
+                Ok(outcomes) => {
+                    for o in outcomes {
+                        show_rtt(&format!("{label}-{}", o.server), &o);
+                        runs.push(o);
+                    }
                 }
-            },
-        );
+                Err(e) => {
+                    eprintln!("  {label}: FAILED: {e}");
+                    self.failed.set(true);
+                }
+            }
+        }
         let sums = self.summaries(
-            &targets,
+            &self.all_servers(),
             &runs,
             |o| &o.server,
             |mine| RttSummary::of(&sc.name, mine),
         );
         self.write(sc, &runs, &sums);
         out.rtt.extend(sums);
+    }
+
+    /// Starts every server, runs `f` on them all, stops them.
+    fn on_all<T>(
+        &self,
+        label: &str,
+        f: impl FnOnce(&[&servers::Running]) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut running = Vec::with_capacity(self.contenders.len());
+        for c in &self.contenders {
+            match c.start(&format!("{label}-{}", c.name.replace('@', "-"))) {
+                Ok(s) => running.push(s),
+                Err(e) => {
+                    running.into_iter().for_each(|s| s.stop(Duration::from_secs(5)));
+                    return Err(e);
+                }
+            }
+        }
+        let all: Vec<&servers::Running> = running.iter().collect();
+        let out = f(&all);
+        running.into_iter().for_each(|s| s.stop(Duration::from_secs(5)));
+        out
     }
 
     fn channels(&self, sc: &Scenario, j: usize, spec: &ChannelSpec, out: &mut Collected) {
@@ -352,6 +378,29 @@ impl Suite<'_> {
                 "summaries": sums,
             }),
         );
+    }
+}
+
+fn show_rtt(label: &str, o: &RttOutcome) {
+    let paired: Vec<String> = o
+        .paired_p50_diff_us
+        .iter()
+        .map(|(other, d)| format!("{d:+.0} µs vs {other}"))
+        .collect();
+    eprintln!(
+        "  {label}: RTT p50 {:.0} / p90 {:.0} / p99 {:.0} µs (paired p50: {}), server CPU {:.1} µs/publish, \
+         bench CPU {:.1} µs/publish (all servers), lost {}, failed connects {}",
+        o.rtt_ms.p50 * 1000.0,
+        o.rtt_ms.p90 * 1000.0,
+        o.rtt_ms.p99 * 1000.0,
+        paired.join(", "),
+        o.server_cpu_us_per_publish,
+        o.client_cpu_us_per_publish,
+        o.lost,
+        o.connect_failures
+    );
+    for e in o.publish_errors.iter().take(1) {
+        eprintln!("    error: {e}");
     }
 }
 
@@ -441,7 +490,7 @@ pub fn run(
     for (j, sc) in chosen.iter().enumerate() {
         match &sc.work {
             Work::Load(spec) => suite.load(sc, j, spec, peer_fanout_only, &mut out),
-            Work::Rtt(spec) => suite.rtt(sc, j, spec, &mut out),
+            Work::Rtt(spec) => suite.rtt(sc, spec, &mut out),
             Work::Channels(spec) => suite.channels(sc, j, spec, &mut out),
         }
     }

@@ -25,7 +25,7 @@ const CHANNEL: &str = "iso";
 /// Publishes at the start of each side left out of its figures (the keep-alive connection opens).
 const WARM_UP: usize = 10;
 /// How long one publish may take to reach its subscribers before the next goes anyway.
-const REACH_TIMEOUT: Duration = Duration::from_secs(2);
+const REACH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The parameters.
 #[derive(Debug, Clone, Serialize)]

@@ -172,15 +172,17 @@ impl Crowd<'_> {
             rss_connected: 0,
             registered: 0,
         };
-        for large_now in [large_first, !large_first] {
+        // Sequence numbers follow the publishing order: the side measured
+        // first has 0..n, the second n..2n (a channel's expected order).
+        for (first_seq, large_now) in [(0, large_first), (n, !large_first)] {
             if large_now {
                 s.others = self.connect_others().await;
                 s.registered = self.server.total_subscribers().await.unwrap_or(0);
                 s.rss_connected = rss_kib(self.server);
-                s.large = self.measure(publisher, n, n).await;
+                s.large = self.measure(publisher, first_seq, n).await;
                 s.other_logs = self.close_others().await;
             } else {
-                s.small = self.measure(publisher, 0, n).await;
+                s.small = self.measure(publisher, first_seq, n).await;
             }
         }
         s
@@ -256,6 +258,8 @@ pub async fn run(
     joined.rss_kib.1 = sides.rss_connected;
     let mut pubs = sides.small;
     pubs.extend(sides.large);
+    // In publishing order, which the tally expects.
+    pubs.sort_unstable_by_key(|p| p.seq);
     let mut logs = iso_logs;
     logs.extend(sides.other_logs);
     let settled = Settled {

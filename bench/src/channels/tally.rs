@@ -93,7 +93,8 @@ pub struct ChannelTally {
     pub fanout_ms: Percentiles,
 }
 
-/// Tallies `subs` (each with its channel's index) against `pubs` over `channels` channels.
+/// Tallies `subs` (each with its channel's index) against `pubs` (in the
+/// order they were made, which is sequence-number order) over `channels` channels.
 pub fn tally(subs: &[(u32, SubscriberLog)], pubs: &[Publication], channels: usize) -> ChannelTally {
     let max_seq = pubs.iter().map(|p| p.seq as usize).max().map_or(0, |m| m + 1);
     let mut by_seq: Vec<Option<&Publication>> = vec![None; max_seq];

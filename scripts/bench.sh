@@ -7,6 +7,14 @@
 # scenario) when missing (Debian packages, needs root), builds wspush and the load generator in release mode, then runs
 # target/release/wspush-bench. Markdown goes to stdout, JSON to target/bench/.
 # Every load test talks to 127.0.0.0/8 only and stops by itself.
+#
+# WSPUSH_BENCH_BASELINE=REV (a commit, tag or branch) also builds wspush as
+# of REV (in a detached worktree, its own target directory, both under
+# target/bench/; kept as target/bench/wspush-SHORTREV for later runs) and runs
+# it side by side with this build as `wspush@SHORTREV` (`--baseline-bin`).
+#
+# The channel scenarios are not in the default suite (wspush does not serve
+# channels yet): `scripts/bench.sh suite --only channels,isolation,resume`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,4 +48,21 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 cargo build --release -q -p wspush -p wspush-bench >&2
+
+if [ -n "${WSPUSH_BENCH_BASELINE:-}" ] && [ "$mode" = suite ]; then
+  rev=$(git rev-parse --short "$WSPUSH_BENCH_BASELINE^{commit}")
+  bin="target/bench/wspush-$rev"
+  if [ ! -x "$bin" ]; then
+    echo "bench: building the baseline wspush at $rev" >&2
+    src="$PWD/target/bench/baseline-src"
+    git worktree remove --force "$src" >/dev/null 2>&1 || true
+    git worktree add --detach "$src" "$rev" >&2
+    CARGO_TARGET_DIR="$PWD/target/bench/baseline-target" cargo build --release -q --manifest-path "$src/Cargo.toml" -p wspush >&2
+    mkdir -p target/bench
+    cp target/bench/baseline-target/release/wspush "$bin"
+    git worktree remove --force "$src" >&2
+  fi
+  set -- --baseline-bin "$bin" "$@"
+fi
+
 exec target/release/wspush-bench "$mode" "$@"

@@ -19,10 +19,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::http;
-use crate::pool::{Pool, Readable, Step, HANGUP};
+use crate::pool::{Pool, Readable, Step};
 use crate::procfs::{self, Peaks, Sample, Watcher};
 use crate::servers::Running;
-use crate::wsclient::{Client, Frames};
+use crate::wsclient::{Client, Frames, Upgrade};
 
 /// Nanoseconds on this process's monotonic clock.
 pub fn now_ns() -> u64 {
@@ -314,15 +314,8 @@ impl Readable for Reading {
 
     /// Reads once; records the messages, locking the log once per read, not per message.
     fn ready(&mut self, events: u32) -> Step {
-        if events & (libc::EPOLLIN as u32 | HANGUP) == 0 {
-            // Writable again: the rest of a pong.
-            return match self.frames.write_to(&self.socket) {
-                Ok(()) => Step::Drained,
-                Err(_) => Step::Closed,
-            };
-        }
-        if self.frames.must_write() && self.frames.write_to(&self.socket).is_err() {
-            return Step::Closed;
+        if let Some(step) = self.frames.before_read(&self.socket, events) {
+            return step;
         }
         let now = now_ns();
         let mut delivered = 0;
@@ -374,7 +367,7 @@ pub(crate) fn spawn_reader(
     });
     let (slot, progress, reader) = (Arc::clone(&shared), Arc::clone(progress), pool.reader(i));
     let task = pool.spawn(i, async move {
-        match Client::connect(ws_addr, src, None).await {
+        match Client::connect(ws_addr, src, &Upgrade::ECHO, None).await {
             Ok(ws) => {
                 let (socket, frames) = ws.into_parts();
                 let socket = Arc::new(socket);
@@ -440,7 +433,7 @@ async fn connect_all(
         if is_slow {
             slow_tasks.push(pool.spawn(i, async move {
                 // A small receive buffer, so the server's side fills up soon.
-                match Client::connect(ws, src, Some(4096)).await {
+                match Client::connect(ws, src, &Upgrade::ECHO, Some(4096)).await {
                     Ok(ws) => {
                         on_connected(Ok(()));
                         // Hold the connection without ever reading it.
@@ -623,9 +616,9 @@ pub async fn run(pool: &Pool, servers: &[&Running], others: &[(String, u32)], sp
         .enumerate()
         .map(|(k, s)| {
             let name = if servers.len() > 1 {
-                format!("{}-{}", s.kind.name(), (b'a' + k as u8) as char)
+                format!("{}-{}", s.name, (b'a' + k as u8) as char)
             } else {
-                s.kind.name().to_owned()
+                s.name.clone()
             };
             (name, s.pid())
         })
@@ -772,7 +765,7 @@ pub async fn run(pool: &Pool, servers: &[&Running], others: &[(String, u32)], sp
         })
         .collect();
     Outcome {
-        server: server.kind.name().to_owned(),
+        server: server.name.clone(),
         spec: spec.clone(),
         connect_secs,
         connect_failures,
@@ -829,7 +822,7 @@ pub(crate) struct Tally {
     pub(crate) fanout_series_ms: Vec<f32>,
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
 }
 

@@ -1,30 +1,34 @@
 //! `wspush-bench`: the load generator and benchmark driver for wspush and its
 //! peer (nginx + Nchan). See BENCHMARKS.md.
 //!
-//! * `suite`: the scenarios of `make bench`, each server started fresh per run;
-//!   markdown to stdout, JSON to `target/bench/<scenario>.json`.
+//! * `suite`: the scenarios of `make bench` (and, with `--only`, the channel
+//!   scenarios), each server started fresh per run; markdown to stdout, JSON
+//!   to `target/bench/<scenario>.json` (see `suite.rs`).
 //! * `soak`: `make soak`, steady clients plus connect/disconnect churn.
 //! * `run`: one ad-hoc run with the parameters given.
 
+mod channels;
 mod http;
 mod load;
 mod pool;
 mod procfs;
 mod report;
+mod rtt;
 mod servers;
 mod soak;
+mod suite;
 mod wsclient;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use load::{Outcome, Publish, Spec};
-use report::{Ratio, Summary};
+use report::Summary;
 use servers::{Kind, Launch, Running};
 
 #[derive(Parser)]
@@ -57,6 +61,42 @@ struct Common {
     /// Source addresses (127.0.0.1, .2, ...) the clients spread over.
     #[arg(long, default_value_t = 4)]
     source_ips: u8,
+    /// A second wspush binary run side by side with `--wspush-bin` in the
+    /// suite (e.g. the build before a change), servers taking turns.
+    #[arg(long)]
+    baseline_bin: Option<PathBuf>,
+    /// Its name in the tables (default `wspush@SUFFIX` for a file named
+    /// `wspush-SUFFIX`, else `wspush@` and the file name).
+    #[arg(long)]
+    baseline_label: Option<String>,
+}
+
+impl Common {
+    /// A broadcast run's parameters, connecting as these flags say.
+    fn spec(&self, clients: usize, slow: usize, payload: usize, publish: Publish) -> Spec {
+        Spec {
+            clients,
+            slow,
+            payload,
+            publish,
+            handshake_concurrency: self.handshake_concurrency,
+            source_ips: self.source_ips,
+        }
+    }
+
+    /// The baseline build's name in tables.
+    fn baseline_name(&self) -> String {
+        if let Some(label) = &self.baseline_label {
+            return label.clone();
+        }
+        let file = self
+            .baseline_bin
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("wspush@{}", file.strip_prefix("wspush-").unwrap_or(&file))
+    }
 }
 
 #[derive(Subcommand)]
@@ -68,7 +108,9 @@ enum Command {
         /// Runs of each scenario per server; the tables show medians.
         #[arg(long, default_value_t = 1)]
         rounds: usize,
-        /// Only these scenario groups (fanout, capacity, throughput, slow, cluster) or names, comma-separated.
+        /// Only these scenario groups (fanout, capacity, throughput, slow,
+        /// cluster, publish-rtt; channels, isolation, resume — not run by
+        /// default) or names, comma-separated.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Servers to run (default: wspush and, where installed, nchan).
@@ -117,101 +159,6 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         publishers: usize,
     },
-}
-
-/// What a suite run starts: one server, or two wspush nodes sharing a local Redis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
-    Server(Kind),
-    Cluster,
-}
-
-/// The `server` column of the two-node runs.
-const CLUSTER_NAME: &str = "2×wspush+redis";
-
-impl Target {
-    fn name(self) -> &'static str {
-        match self {
-            Target::Server(k) => k.name(),
-            Target::Cluster => CLUSTER_NAME,
-        }
-    }
-}
-
-/// One scenario of the suite.
-struct Scenario {
-    name: String,
-    group: &'static str,
-    spec: Spec,
-}
-
-fn suite_scenarios(common: &Common) -> Vec<Scenario> {
-    let spec = |clients: usize, slow: usize, payload: usize, publish: Publish| Spec {
-        clients,
-        slow,
-        payload,
-        publish,
-        handshake_concurrency: common.handshake_concurrency,
-        source_ips: common.source_ips,
-    };
-    let rate = |count, per_sec| Publish::Rate { count, per_sec };
-    let mut v = Vec::new();
-    for n in [1_000, 5_000, 10_000] {
-        v.push(Scenario {
-            name: format!("fanout-{n}"),
-            group: "fanout",
-            spec: spec(n, 0, 100, rate(100, 10.0)),
-        });
-    }
-    v.push(Scenario {
-        name: "fanout-10000-1k".into(),
-        group: "fanout",
-        spec: spec(10_000, 0, 1024, rate(100, 10.0)),
-    });
-    v.push(Scenario {
-        name: "capacity-15000".into(),
-        group: "capacity",
-        spec: spec(15_000, 0, 100, rate(100, 5.0)),
-    });
-    v.push(Scenario {
-        name: "throughput-1000".into(),
-        group: "throughput",
-        spec: spec(
-            1_000,
-            0,
-            100,
-            Publish::Flood {
-                secs: 10.0,
-                publishers: 4,
-            },
-        ),
-    });
-    // 1% of 10,000 stop reading. 1 KiB payloads, so that 100 broadcasts
-    // (100 KiB) overflow a stopped client's socket buffers and exercise the
-    // server's backlog path; compared with fanout-10000-1k.
-    v.push(Scenario {
-        name: "slow-10000".into(),
-        group: "slow",
-        spec: spec(9_900, 100, 1024, rate(100, 10.0)),
-    });
-    // Two wspush nodes × 5,000 clients sharing one local Redis, published
-    // through node A; run side by side with one wspush holding all 10,000.
-    v.push(Scenario {
-        name: "cluster-2x5000".into(),
-        group: "cluster",
-        spec: spec(10_000, 0, 100, rate(100, 10.0)),
-    });
-    v
-}
-
-#[derive(Serialize)]
-struct ScenarioFile<'a> {
-    scenario: &'a str,
-    machine: &'a Machine,
-    spec: &'a Spec,
-    runs: &'a [Outcome],
-    summaries: &'a [Summary],
-    ratio_to_nchan: Option<&'a Ratio>,
 }
 
 /// What the numbers were measured on.
@@ -268,68 +215,6 @@ fn launch(common: &Common) -> Launch {
     }
 }
 
-/// Starts `kind`, runs `spec` against it, stops it.
-fn run_once(
-    rt: &tokio::runtime::Runtime,
-    pool: &pool::Pool,
-    kind: Kind,
-    launch: &Launch,
-    label: &str,
-    spec: &Spec,
-) -> Result<Outcome, String> {
-    let server = Running::start(kind, launch, label)?;
-    let outcome = rt.block_on(load::run(pool, &[&server], &[], spec));
-    server.stop(Duration::from_secs(5));
-    Ok(outcome)
-}
-
-/// Starts a local Redis and two wspush nodes on it, runs `spec` with the
-/// clients spread over both and published through node A, stops all three.
-fn run_cluster(
-    rt: &tokio::runtime::Runtime,
-    pool: &pool::Pool,
-    launch: &Launch,
-    label: &str,
-    spec: &Spec,
-) -> Result<Outcome, String> {
-    // Dropping it (also on an error below) kills redis-server by its pid.
-    let redis = servers::Redis::start(launch, &format!("{label}-redis"))?;
-    let channel = "bench";
-    let a = servers::start_wspush_node(launch, &format!("{label}-a"), redis.port, channel, "bench-a")?;
-    let b = match servers::start_wspush_node(launch, &format!("{label}-b"), redis.port, channel, "bench-b") {
-        Ok(b) => b,
-        Err(e) => {
-            a.stop(Duration::from_secs(5));
-            return Err(e);
-        }
-    };
-    let ready = rt.block_on(async {
-        for node in [&a, &b] {
-            if !servers::wait_healthy(node, Duration::from_secs(15)).await {
-                return Err(format!(
-                    "node at {} never answered /healthz 200 within 15 s",
-                    node.http
-                ));
-            }
-        }
-        Ok(())
-    });
-    let outcome = ready.map(|()| Outcome {
-        // The name the suite's summaries look for.
-        server: CLUSTER_NAME.to_owned(),
-        ..rt.block_on(load::run(
-            pool,
-            &[&a, &b],
-            &[("redis".to_owned(), redis.pid())],
-            spec,
-        ))
-    });
-    a.stop(Duration::from_secs(5));
-    b.stop(Duration::from_secs(5));
-    drop(redis);
-    outcome
-}
-
 fn progress_line(label: &str, o: &Outcome) {
     eprintln!(
         "  {label}: connect {:.2}s, fan-out p50 {:.1} / p99 {:.1} ms, delivered {}/{} (lost {}, dup {}, order≠ {}, failed connects {}), \
@@ -368,177 +253,16 @@ fn write_json(path: &Path, value: &impl Serialize) {
     }
 }
 
-fn suite(
-    common: &Common,
-    rounds: usize,
-    only: &[String],
-    servers: &[Kind],
-    peer_fanout_only: bool,
-) -> ExitCode {
-    let started = Instant::now();
-    let mut kinds: Vec<Kind> = if servers.is_empty() {
-        vec![Kind::Wspush, Kind::Nchan]
-    } else {
-        servers.to_vec()
-    };
-    if kinds.contains(&Kind::Nchan) && !servers::nchan_available() {
-        eprintln!("nginx + Nchan not installed: running wspush only (scripts/bench.sh installs them)");
-        kinds.retain(|k| *k != Kind::Nchan);
-    }
-    let machine = machine(common);
-    let launch = launch(common);
-    let rt = runtime();
-    let pool = pool::Pool::new(common.client_threads);
-    let mut summaries = Vec::new();
-    let mut ratios = Vec::new();
-    let scenarios: Vec<Scenario> = suite_scenarios(common)
-        .into_iter()
-        .filter(|s| only.is_empty() || only.iter().any(|o| o == s.group || *o == s.name))
-        .collect();
-    let mut failed = false;
-    for (j, sc) in scenarios.iter().enumerate() {
-        if sc.group == "cluster" && !servers::redis_available() {
-            eprintln!(
-                "{}: redis-server not installed, skipped (scripts/bench.sh installs it)",
-                sc.name
-            );
-            failed = true;
-            continue;
-        }
-        let mut runs: Vec<Outcome> = Vec::new();
-        let these: Vec<Target> = if sc.group == "cluster" {
-            // The same 10,000 clients on one wspush, side by side.
-            vec![Target::Server(Kind::Wspush), Target::Cluster]
-        } else {
-            kinds
-                .iter()
-                .copied()
-                .filter(|k| *k == Kind::Wspush || !peer_fanout_only || sc.group == "fanout")
-                .map(Target::Server)
-                .collect()
-        };
-        for r in 0..rounds.max(1) {
-            // Alternate which server goes first, so drift on a shared machine
-            // does not always favour the same one.
-            let mut order = these.clone();
-            if (r + j) % 2 == 1 {
-                order.reverse();
-            }
-            for target in order {
-                let tag = match target {
-                    Target::Server(k) => k.name(),
-                    Target::Cluster => "2node",
-                };
-                let label = format!("{}-{}-{}", sc.name, tag, r + 1);
-                eprintln!(
-                    "[{:>5.0}s] {} / {} round {}/{}",
-                    started.elapsed().as_secs_f64(),
-                    sc.name,
-                    target.name(),
-                    r + 1,
-                    rounds.max(1)
-                );
-                let result = match target {
-                    Target::Server(kind) => run_once(&rt, &pool, kind, &launch, &label, &sc.spec),
-                    Target::Cluster => run_cluster(&rt, &pool, &launch, &label, &sc.spec),
-                };
-                match result {
-                    Ok(o) => {
-                        progress_line(&label, &o);
-                        runs.push(o);
-                    }
-                    Err(e) => {
-                        eprintln!("  {label}: FAILED: {e}");
-                        failed = true;
-                    }
-                }
-            }
-        }
-        let mut sums = Vec::new();
-        for target in &these {
-            let mine: Vec<&Outcome> = runs.iter().filter(|o| o.server == target.name()).collect();
-            if !mine.is_empty() {
-                sums.push(Summary::of(&sc.name, &mine));
-            }
-        }
-        let ratio = match (
-            sums.iter().find(|s| s.server == "wspush"),
-            sums.iter().find(|s| s.server == "nchan"),
-        ) {
-            (Some(w), Some(n)) => Some(Ratio::of(w, n)),
-            _ => None,
-        };
-        write_json(
-            &common.out.join(format!("{}.json", sc.name)),
-            &ScenarioFile {
-                scenario: &sc.name,
-                machine: &machine,
-                spec: &sc.spec,
-                runs: &runs,
-                summaries: &sums,
-                ratio_to_nchan: ratio.as_ref(),
-            },
-        );
-        summaries.extend(sums);
-        ratios.extend(ratio);
-    }
-    let verdicts = report::verdicts(&summaries);
-    let mut md = String::new();
-    md.push_str(&format!(
-        "## wspush vs nginx + Nchan ({} CPUs, {:.0} GiB, Linux {}, {}; {} round(s), medians; bench runtime {} threads)\n\n",
-        machine.cpus,
-        machine.memory_gib,
-        machine.kernel,
-        machine.nginx,
-        rounds.max(1),
-        machine.client_threads
-    ));
-    md.push_str(&report::table(&summaries));
-    let cluster: Vec<Summary> = summaries
-        .iter()
-        .filter(|s| s.scenario.starts_with("cluster-"))
-        .cloned()
-        .collect();
-    if !cluster.is_empty() {
-        md.push_str("\n### Two nodes through Redis vs one node (same 10,000 clients)\n\n");
-        md.push_str(&report::cluster_table(&cluster));
-    }
-    if !ratios.is_empty() {
-        md.push_str("\n### wspush ÷ Nchan (below 1.00× is better for wspush, except deliveries/s)\n\n");
-        md.push_str(&report::ratio_table(&ratios));
-    }
-    md.push_str("\n### Targets\n\n");
-    md.push_str(&report::verdict_table(&verdicts));
-    md.push_str(&format!(
-        "\nWhole run: {:.0} s. JSON per scenario in {}/.\n",
-        started.elapsed().as_secs_f64(),
-        common.out.display()
-    ));
-    print!("{md}");
-    let _ = fs::write(common.out.join("report.md"), &md);
-    write_json(
-        &common.out.join("summary.json"),
-        &serde_json::json!({
-            "machine": machine,
-            "rounds": rounds,
-            "summaries": summaries,
-            "ratios_to_nchan": ratios,
-            "targets": verdicts,
-        }),
-    );
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
 fn single(common: &Common, server: Kind, name: &str, spec: Spec) -> ExitCode {
     let rt = runtime();
     let pool = pool::Pool::new(common.client_threads);
     let label = format!("{name}-{}", server.name());
-    match run_once(&rt, &pool, server, &launch(common), &label, &spec) {
+    let started = Running::start(server, &launch(common), &label).map(|s| {
+        let o = rt.block_on(load::run(&pool, &[&s], &[], &spec));
+        s.stop(Duration::from_secs(5));
+        o
+    });
+    match started {
         Ok(o) => {
             progress_line(&label, &o);
             let sums = vec![Summary::of(name, &[&o])];
@@ -562,7 +286,7 @@ fn main() -> ExitCode {
             only,
             servers,
             peer_fanout_only,
-        } => suite(&common, rounds, &only, &servers, peer_fanout_only),
+        } => suite::run(&common, rounds, &only, &servers, peer_fanout_only),
         Command::Soak { common, soak } => {
             let rt = runtime();
             let pool = pool::Pool::new(common.client_threads);
@@ -591,14 +315,7 @@ fn main() -> ExitCode {
                 Some(secs) => Publish::Flood { secs, publishers },
                 None => Publish::Rate { count, per_sec: rate },
             };
-            let spec = Spec {
-                clients,
-                slow,
-                payload,
-                publish,
-                handshake_concurrency: common.handshake_concurrency,
-                source_ips: common.source_ips,
-            };
+            let spec = common.spec(clients, slow, payload, publish);
             single(&common, server, &name, spec)
         }
     }

@@ -89,7 +89,7 @@ pub struct ProcSummary {
     pub rss_after_kib: f64,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
@@ -269,11 +269,14 @@ pub fn cluster_table(rows: &[Summary]) -> String {
     s
 }
 
-/// wspush's figures as ratios to Nchan's in the same scenario (below 1 = wspush better).
+/// wspush's figures as ratios to another server's (Nchan's, or another wspush
+/// build's) in the same scenario (below 1 = wspush better).
 #[derive(Debug, Clone, Serialize)]
 pub struct Ratio {
     /// Scenario.
     pub scenario: String,
+    /// The server divided by.
+    pub versus: String,
     /// Fan-out p99.
     pub fanout_p99: f64,
     /// Fan-out p50.
@@ -290,7 +293,8 @@ pub struct Ratio {
     pub deliveries_per_sec: f64,
 }
 
-fn ratio(a: f64, b: f64) -> f64 {
+/// `a / b`, NaN when `b` is not positive.
+pub(crate) fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 {
         a / b
     } else {
@@ -299,10 +303,11 @@ fn ratio(a: f64, b: f64) -> f64 {
 }
 
 impl Ratio {
-    /// wspush / Nchan.
+    /// `w` / `n`.
     pub fn of(w: &Summary, n: &Summary) -> Ratio {
         Ratio {
             scenario: w.scenario.clone(),
+            versus: n.server.clone(),
             fanout_p99: ratio(w.fanout_p99_ms, n.fanout_p99_ms),
             fanout_p50: ratio(w.fanout_p50_ms, n.fanout_p50_ms),
             delivery_p99: ratio(w.delivery_p99_ms, n.delivery_p99_ms),
@@ -355,7 +360,11 @@ pub fn verdicts(rows: &[Summary]) -> Vec<Verdict> {
     let find =
         |scenario: &str, server: &str| rows.iter().find(|r| r.scenario == scenario && r.server == server);
     let mut v = Vec::new();
-    let wspush_rows: Vec<&Summary> = rows.iter().filter(|r| r.server.contains("wspush")).collect();
+    // This build's rows (a baseline build, `wspush@...`, is not judged).
+    let wspush_rows: Vec<&Summary> = rows
+        .iter()
+        .filter(|r| r.server.contains("wspush") && !r.server.contains('@'))
+        .collect();
     if !wspush_rows.is_empty() {
         let bad: Vec<String> = wspush_rows
             .iter()

@@ -32,6 +32,27 @@ impl Kind {
     }
 }
 
+/// A server as the suite runs it: its kind, its name in the tables
+/// (`wspush`, `wspush@4115bf9`, `nchan`) and how to start it.
+#[derive(Debug, Clone)]
+pub struct Contender {
+    /// Which server.
+    pub kind: Kind,
+    /// Its name in tables and JSON.
+    pub name: String,
+    /// How to start it (the wspush binary).
+    pub launch: Launch,
+}
+
+impl Contender {
+    /// Starts it; logs go to `<work_dir>/<label>.log`.
+    pub fn start(&self, label: &str) -> Result<Running, String> {
+        let mut running = Running::start(self.kind, &self.launch, label)?;
+        running.name.clone_from(&self.name);
+        Ok(running)
+    }
+}
+
 /// How to start the servers.
 #[derive(Debug, Clone)]
 pub struct Launch {
@@ -47,6 +68,8 @@ pub struct Launch {
 pub struct Running {
     /// Which one.
     pub kind: Kind,
+    /// Its name in tables (the kind's, unless a [`Contender`] names it).
+    pub name: String,
     /// Its process (the only one: nginx runs without a master).
     pub child: Child,
     /// The WebSocket endpoint.
@@ -93,6 +116,23 @@ impl Running {
                 }
                 let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
                 v["subscribers"].as_u64()
+            }
+        }
+    }
+
+    /// Connections subscribed to any channel: wspush's `/stats` `clients`,
+    /// Nchan's `nchan_stub_status` `subscribers`.
+    pub async fn total_subscribers(&self) -> Option<u64> {
+        match self.kind {
+            Kind::Wspush => self.subscribers().await,
+            Kind::Nchan => {
+                let r = http::once(self.http, "GET", "/nchan_status", &[], b"")
+                    .await
+                    .ok()?;
+                let text = String::from_utf8_lossy(&r.body);
+                text.lines()
+                    .find_map(|l| l.strip_prefix("subscribers:"))
+                    .and_then(|v| v.trim().parse().ok())
             }
         }
     }
@@ -177,6 +217,7 @@ fn start_wspush(launch: &Launch, label: &str, extra: &[String]) -> Result<Runnin
     };
     Ok(Running {
         kind: Kind::Wspush,
+        name: Kind::Wspush.name().to_owned(),
         ws: addr_after("ws=")?,
         http: addr_after("http=")?,
         child,
@@ -191,8 +232,18 @@ pub fn nchan_available() -> bool {
     Path::new(NCHAN_MODULE).exists() && Command::new("nginx").arg("-v").output().is_ok()
 }
 
+/// A channel name as wspush accepts it (issue 11), as an nginx regex.
+const CHANNEL_NAME: &str = "[A-Za-z0-9_.:@-]{1,128}";
+
+/// Nchan's message buffer on the channel locations: what wspush keeps by
+/// default (`--history-size 100`, `--history-ttl 300s`).
+const NCHAN_BUFFER: &str =
+    "            nchan_message_buffer_length 100;\n            nchan_message_timeout 300s;\n";
+
 /// The peer's configuration, exactly as the benchmark issue gives it plus
-/// what one process with 15,000+ connections needs (connection and fd limits).
+/// what one process with 15,000+ connections needs (connection and fd limits),
+/// and the channel locations (`/sub/NAME`, `/pub/NAME`) and `/nchan_status`
+/// of the channel scenarios, which the broadcast scenarios do not touch.
 pub fn nchan_config(prefix: &Path, ws_port: u16, http_port: u16) -> String {
     let p = prefix.display();
     format!(
@@ -220,12 +271,28 @@ http {{
             nchan_channel_id all;
             nchan_subscriber_first_message newest;
         }}
+        # The channel scenarios: one channel per URL. A new subscriber waits
+        # for the next message (`newest`, in Nchan 1.3.6); `?last_event_id=ID`
+        # (Nchan's default `nchan_subscriber_last_message_id`) resumes after
+        # ID from the message buffer.
+        location ~ "^/sub/({CHANNEL_NAME})$" {{
+            nchan_subscriber websocket;
+            nchan_channel_id $1;
+            nchan_subscriber_first_message newest;
+{NCHAN_BUFFER}        }}
     }}
     server {{
         listen 127.0.0.1:{http_port};
         location = /sendall {{
             nchan_publisher;
             nchan_channel_id all;
+        }}
+        location ~ "^/pub/({CHANNEL_NAME})$" {{
+            nchan_publisher;
+            nchan_channel_id $1;
+{NCHAN_BUFFER}        }}
+        location = /nchan_status {{
+            nchan_stub_status;
         }}
     }}
 }}
@@ -240,8 +307,7 @@ fn start_nchan(launch: &Launch, label: &str) -> Result<Running, String> {
     let prefix = launch.work_dir.join("nchan");
     fs::create_dir_all(&prefix).map_err(|e| e.to_string())?;
     let prefix = prefix.canonicalize().map_err(|e| e.to_string())?;
-    let ws_port = free_port()?;
-    let http_port = free_port()?;
+    let [ws_port, http_port] = free_ports()?;
     let conf = prefix.join("nginx.conf");
     fs::write(&conf, nchan_config(&prefix, ws_port, http_port)).map_err(|e| e.to_string())?;
     let log = log_file(&launch.work_dir, label)?;
@@ -257,6 +323,7 @@ fn start_nchan(launch: &Launch, label: &str) -> Result<Running, String> {
         .map_err(|e| format!("cannot start nginx: {e}"))?;
     let mut running = Running {
         kind: Kind::Nchan,
+        name: Kind::Nchan.name().to_owned(),
         ws: SocketAddr::from(([127, 0, 0, 1], ws_port)),
         http: SocketAddr::from(([127, 0, 0, 1], http_port)),
         child,
@@ -294,7 +361,7 @@ impl Redis {
     /// Starts redis-server on a free port and waits until it answers `PING`.
     pub fn start(launch: &Launch, label: &str) -> Result<Redis, String> {
         fs::create_dir_all(&launch.work_dir).map_err(|e| format!("{}: {e}", launch.work_dir.display()))?;
-        let port = free_port()?;
+        let [port] = free_ports()?;
         let log = log_file(&launch.work_dir, label)?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new("redis-server")
@@ -383,9 +450,18 @@ pub fn redis_available() -> bool {
     Command::new("redis-server").arg("--version").output().is_ok()
 }
 
-fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+/// `N` distinct free ports on 127.0.0.1. All `N` listeners are held until
+/// every port is known: one at a time, the kernel may hand out the same port
+/// twice (nginx then put both servers on one port, and every publish got 404).
+fn free_ports<const N: usize>() -> Result<[u16; N], String> {
+    let listeners = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ports = [0; N];
+    for (port, l) in ports.iter_mut().zip(&listeners) {
+        *port = l.local_addr().map_err(|e| e.to_string())?.port();
+    }
+    Ok(ports)
 }
 
 fn log_file(dir: &Path, label: &str) -> Result<File, String> {

@@ -15,7 +15,7 @@ use crate::load::{self, Percentiles, Progress};
 use crate::pool::Pool;
 use crate::procfs::{self, Peaks, Sample, Watcher};
 use crate::servers::{Kind, Launch, Running};
-use crate::wsclient::Client;
+use crate::wsclient::{Client, Upgrade};
 
 /// Wait before the baseline reading: wspush's default ping interval plus 2 s.
 const WARM_UP: Duration = Duration::from_secs(12);
@@ -239,7 +239,7 @@ async fn soak<'a>(pool: &Pool, server: &Running, args: &'a SoakArgs, source_ips:
                 // Offset the source addresses from the steady clients' ports.
                 let src = load::source_ip(i + 1, source_ips);
                 tasks.push(pool.spawn(i, async move {
-                    match Client::connect(ws_addr, src, None).await {
+                    match Client::connect(ws_addr, src, &Upgrade::ECHO, None).await {
                         Ok(mut ws) => {
                             ok.fetch_add(1, Relaxed);
                             let until = tokio::time::Instant::now() + Duration::from_secs_f64(hold);

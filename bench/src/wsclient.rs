@@ -22,6 +22,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::TcpSocket;
 
 pub use frames::Frames;
+pub use handshake::Upgrade;
 use handshake::{base64, parse_response, request, MAX_RESPONSE};
 
 /// splitmix64: masks and keys need only differ, not be secret, here.
@@ -49,9 +50,14 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects from `src` to `ws` and completes the handshake for `/echo`.
+    /// Connects from `src` to `ws` and completes the handshake for `up`.
     /// `rcvbuf`: a small receive buffer and an Ethernet-sized MSS (clients that stop reading).
-    pub async fn connect(ws: SocketAddr, src: IpAddr, rcvbuf: Option<u32>) -> Result<Client, String> {
+    pub async fn connect(
+        ws: SocketAddr,
+        src: IpAddr,
+        up: &Upgrade<'_>,
+        rcvbuf: Option<u32>,
+    ) -> Result<Client, String> {
         let sock = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
         sock.bind(SocketAddr::new(src, 0))
             .map_err(|e| format!("bind {src}: {e}"))?;
@@ -84,7 +90,7 @@ impl Client {
             frames: Frames::new(random),
             unprocessed: false,
         };
-        client.frames.queue(request(ws, &key).as_bytes());
+        client.frames.queue(request(ws, up, &key).as_bytes());
         client.flush().await.map_err(|e| format!("handshake: {e}"))?;
         loop {
             match client.fill().await {
@@ -93,7 +99,9 @@ impl Client {
                 Err(e) => return Err(format!("handshake: {e}")),
             }
             let f = &mut client.frames;
-            if let Some(len) = parse_response(f.received(), &key).map_err(|e| format!("handshake: {e}"))? {
+            if let Some(len) =
+                parse_response(f.received(), &key, up.protocol).map_err(|e| format!("handshake: {e}"))?
+            {
                 f.consume(len);
                 client.unprocessed = !f.received().is_empty();
                 return Ok(client);
@@ -234,7 +242,7 @@ mod tests {
             .build()
             .unwrap();
         let messages = rt.block_on(async {
-            let mut c = Client::connect(addr, "127.0.0.1".parse().unwrap(), None)
+            let mut c = Client::connect(addr, "127.0.0.1".parse().unwrap(), &Upgrade::ECHO, None)
                 .await
                 .unwrap();
             let mut messages = Vec::new();

@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
 use super::next_random;
-use crate::pool::Step;
+use crate::pool::{Step, HANGUP};
 
 /// Initial read buffer per connection (grows for a larger frame).
 const READ_BUFFER: usize = 4096;
@@ -250,6 +250,22 @@ impl Frames {
             Ok(true) => Step::Drained,
             _ => Step::Closed,
         }
+    }
+
+    /// Before a reader thread reads on `events`: writes what is queued (the
+    /// rest of a pong). `Some(step)` when there is nothing to read (the
+    /// socket only became writable) or the write failed.
+    pub(crate) fn before_read(&mut self, sock: &TcpStream, events: u32) -> Option<Step> {
+        if events & (libc::EPOLLIN as u32 | HANGUP) == 0 {
+            return Some(match self.write_to(sock) {
+                Ok(()) => Step::Drained,
+                Err(_) => Step::Closed,
+            });
+        }
+        if self.must_write() && self.write_to(sock).is_err() {
+            return Some(Step::Closed);
+        }
+        None
     }
 
     /// Writes what is queued as far as `sock` takes it without blocking (the

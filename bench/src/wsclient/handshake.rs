@@ -32,17 +32,40 @@ fn accept_key(key: &str) -> String {
     base64(&h.finalize())
 }
 
-/// The upgrade request for `GET /echo` on `host` (what tungstenite sent: no `Origin`).
-pub(super) fn request(host: SocketAddr, key: &str) -> String {
+/// What to ask for in the upgrade request.
+#[derive(Debug, Clone, Copy)]
+pub struct Upgrade<'a> {
+    /// The request target: path and query (`/echo`, `/ws/ch-01?since=...`).
+    pub target: &'a str,
+    /// A subprotocol to ask for (Nchan's `ws+meta.nchan`); the server must choose it.
+    pub protocol: Option<&'a str>,
+}
+
+impl Upgrade<'static> {
+    /// `GET /echo`, no subprotocol: what every broadcast scenario uses.
+    pub const ECHO: Upgrade<'static> = Upgrade {
+        target: "/echo",
+        protocol: None,
+    };
+}
+
+/// The upgrade request for `up` on `host` (what tungstenite sent: no `Origin`).
+pub(super) fn request(host: SocketAddr, up: &Upgrade, key: &str) -> String {
+    let protocol = up
+        .protocol
+        .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
+        .unwrap_or_default();
     format!(
-        "GET /echo HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n{protocol}\r\n",
+        up.target
     )
 }
 
-/// Checks the handshake response at the start of `b`: `Ok(None)` until its
-/// header block is complete, then the bytes it takes (what follows is frames).
-pub(super) fn parse_response(b: &[u8], key: &str) -> Result<Option<usize>, String> {
+/// Checks the handshake response at the start of `b` (to a request with `key`
+/// asking for `protocol`): `Ok(None)` until its header block is complete, then
+/// the bytes it takes (what follows is frames).
+pub(super) fn parse_response(b: &[u8], key: &str, protocol: Option<&str>) -> Result<Option<usize>, String> {
     let Some(end) = b.windows(4).position(|w| w == b"\r\n\r\n") else {
         return Ok(None);
     };
@@ -57,6 +80,7 @@ pub(super) fn parse_response(b: &[u8], key: &str) -> Result<Option<usize>, Strin
         return Err(format!("HTTP error: {status}"));
     }
     let (mut upgrade, mut connection, mut accept) = (false, false, false);
+    let mut chosen = None;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             return Err(format!("bad header line {line:?}"));
@@ -66,8 +90,14 @@ pub(super) fn parse_response(b: &[u8], key: &str) -> Result<Option<usize>, Strin
             "upgrade" => upgrade = value.eq_ignore_ascii_case("websocket"),
             "connection" => connection = value.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")),
             "sec-websocket-accept" => accept = value == accept_key(key),
+            "sec-websocket-protocol" => chosen = Some(value),
             _ => {}
         }
+    }
+    if chosen != protocol {
+        return Err(format!(
+            "subprotocol {chosen:?} in the response, asked for {protocol:?}"
+        ));
     }
     match (upgrade, connection, accept) {
         (false, _, _) => Err("no 'Upgrade: websocket' in the response".into()),
@@ -114,9 +144,9 @@ pub(super) mod tests {
         bytes.extend(frame(true, OP_TEXT, b"newest"));
         bytes.extend(&frame(true, OP_TEXT, b"next")[..3]);
         for cut in 0..head.len() {
-            assert_eq!(parse_response(&bytes[..cut], key), Ok(None), "cut at {cut}");
+            assert_eq!(parse_response(&bytes[..cut], key, None), Ok(None), "cut at {cut}");
         }
-        assert_eq!(parse_response(&bytes, key), Ok(Some(head.len())));
+        assert_eq!(parse_response(&bytes, key, None), Ok(Some(head.len())));
 
         // The rest is the start of the frame buffer, as `Client::connect` keeps it.
         let mut f = Frames::new(1);
@@ -134,7 +164,7 @@ pub(super) mod tests {
     #[test]
     fn responses_that_fail() {
         let key = "dGhlIHNhbXBsZSBub25jZQ==";
-        let fails = |r: &str| parse_response(r.as_bytes(), key).is_err();
+        let fails = |r: &str| parse_response(r.as_bytes(), key, None).is_err();
         assert!(fails("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"));
         assert!(fails("HTTP/1.1 200 OK\r\n\r\n"));
         assert!(fails("SSH-2.0\r\n\r\n"));
@@ -150,6 +180,15 @@ pub(super) mod tests {
              connection: keep-alive, Upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
             accept_key(key)
         );
-        assert_eq!(parse_response(ok.as_bytes(), key), Ok(Some(ok.len())));
+        assert_eq!(parse_response(ok.as_bytes(), key, None), Ok(Some(ok.len())));
+        // A subprotocol asked for must be the one chosen; none asked for, none chosen.
+        let meta = format!(
+            "{}Sec-WebSocket-Protocol: ws+meta.nchan\r\n\r\n",
+            &ok[..ok.len() - 2]
+        );
+        let nchan = Some("ws+meta.nchan");
+        assert_eq!(parse_response(meta.as_bytes(), key, nchan), Ok(Some(meta.len())));
+        assert!(parse_response(meta.as_bytes(), key, None).is_err());
+        assert!(parse_response(ok.as_bytes(), key, nchan).is_err());
     }
 }

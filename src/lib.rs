@@ -1,16 +1,20 @@
 //! wspush: a WebSocket push server. An HTTP call on the side port sends a
-//! message to every connected WebSocket client at once.
+//! message to every WebSocket client on a channel (`all`: every client) at
+//! once, and keeps it a while for clients that reconnect.
 //!
 //! To follow one message from `curl` to the browser: `http_front` (the side
 //! port's front door) reads and checks the request and relays it to
 //! `http_api::routes`, which looks it up in the route table, turns it into a
 //! `publish::Payload` and hands it to the `publish::Publish` the server chose:
-//! `broadcast::Fanout` for a single node (encode once, offer to every client
-//! under one registry lock), or the `cluster` (PUBLISH to Redis; every node's
-//! subscriber hands what comes back to its own fan-out). Each offer goes
-//! through `client::outbox` (a non-blocking write, or the queue and a writer
-//! thread); `session` is the connection's own thread, from handshake to
-//! close. `server` builds what each thread needs and starts them all.
+//! `broadcast::Fanout` for a single node (encode once per transport in
+//! `message`, then under one registry lock give it an id, store it in the
+//! `history` and offer it to the channel's subscribers: `registry::Hub`), or
+//! the `cluster` (PUBLISH to Redis; every node's subscriber hands what comes
+//! back to its own fan-out). Each offer goes through `client::outbox` (a
+//! non-blocking write, or the queue and a writer thread); `session` is the
+//! connection's own thread, from handshake (its target: `/echo` or
+//! `/ws/{channels}`) and `join` (replay or reset, then live) to close.
+//! `server` builds what each thread needs and starts them all.
 
 mod accept;
 mod acceptor;

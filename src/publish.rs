@@ -3,8 +3,7 @@
 //! The core defines it; this node's fan-out (`broadcast::Fanout`) implements
 //! it for a single node, and a relay between nodes (the Redis cluster)
 //! implements it around that fan-out. The HTTP side only ever holds an
-//! `Arc<dyn Publish>`, so a relay, a history store or named channels plug in
-//! here without touching the callers.
+//! `Arc<dyn Publish>`, so a relay plugs in here without touching the callers.
 
 use std::error::Error;
 use std::sync::Arc;
@@ -17,7 +16,8 @@ use crate::stats::Figure;
 
 /// Where a message is published to.
 pub trait Publish: Send + Sync {
-    /// Sends `msg` to every client on `channel` (today every client is on `all`).
+    /// Sends `msg` to every client on `channel` (every client is on `all`);
+    /// the answer carries the id the message was given (on this node).
     fn publish(&self, channel: &ChannelName, msg: Payload) -> Result<Published, PublishError>;
 
     /// Sends `msg` to the one client `/clients` shows as `client`.
@@ -33,7 +33,7 @@ pub trait Publish: Send + Sync {
     fn cluster_view(&self) -> Option<serde_json::Result<String>>;
 }
 
-/// A message to publish: its bytes, text or binary, and its frame once encoded.
+/// A message to publish: its bytes, text, binary or JSON, and its raw frame once encoded.
 #[derive(Debug, Clone)]
 pub struct Payload {
     pub kind: PayloadKind,
@@ -72,7 +72,7 @@ impl Payload {
 pub struct Published {
     /// Clients (of this node) the message was written or queued for.
     pub clients: usize,
-    /// The message's id, once messages have ids (a history store gives them).
+    /// The message's id (`/publish/{channel}`; `/sendall` and `/send/{id}` leave it out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Nodes a relay handed the message to (this one included).

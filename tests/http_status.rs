@@ -28,7 +28,17 @@ fn clients_lists_id_peer_since_and_queued() {
         let obj = entry.as_object().expect("object");
         let mut keys: Vec<_> = obj.keys().map(String::as_str).collect();
         keys.sort();
-        assert_eq!(keys, ["connected_since", "id", "peer", "queued"], "{entry}");
+        assert_eq!(
+            keys,
+            ["channels", "connected_since", "id", "peer", "queued", "transport"],
+            "{entry}"
+        );
+        assert_eq!(
+            entry["channels"],
+            serde_json::json!(["all"]),
+            "an /echo client is on all"
+        );
+        assert_eq!(entry["transport"], "echo");
         let id: u64 = entry["id"]
             .as_str()
             .expect("id is a string")
@@ -54,16 +64,24 @@ fn clients_lists_id_peer_since_and_queued() {
     assert_eq!(list[0]["id"], ids[1].to_string(), "b is the one left");
 }
 
-const STAT_FIELDS: [&str; 13] = [
+const STAT_FIELDS: [&str; 21] = [
     "broadcasts",
+    "channels",
     "clients",
+    "clients_kicked",
     "clients_reaped",
     "connections_accepted",
     "deliveries_queued",
     "handshakes_rejected",
+    "history_bytes",
+    "history_messages",
     "http_connections_evicted",
     "http_connections_refused",
     "http_requests_rejected",
+    "messages_published",
+    "messages_replayed",
+    "resets",
+    "resumes",
     "sharded_broadcasts",
     "slow_clients_dropped",
     "thread_spawn_failures",
@@ -79,8 +97,10 @@ fn stats_counts_what_happened() {
     keys.sort();
     assert_eq!(keys, STAT_FIELDS);
     for name in STAT_FIELDS {
-        if name != "uptime_seconds" {
-            assert_eq!(stats[name], 0, "{name} starts at 0");
+        match name {
+            "uptime_seconds" => {}
+            "channels" => assert_eq!(stats[name], 1, "`all` is always there"),
+            _ => assert_eq!(stats[name], 0, "{name} starts at 0"),
         }
     }
     let mut a = server.client();
@@ -101,6 +121,8 @@ fn stats_counts_what_happened() {
     assert_eq!(stats["clients"], 2);
     assert_eq!(stats["connections_accepted"], 2);
     assert_eq!(stats["broadcasts"], 3);
+    assert_eq!(stats["messages_published"], 3);
+    assert_eq!(stats["history_messages"], 3, "kept for resumes");
     assert_eq!(stats["deliveries_queued"], 6);
     assert_eq!(stats["handshakes_rejected"], 1);
     assert_eq!(stats["slow_clients_dropped"], 0);

@@ -1,5 +1,7 @@
-//! Each `--ping-interval` the server sends a Ping frame; with `--ping-style text` it is followed by a text message `ping`, and with the default style by nothing.
+//! Each `--ping-interval` the server sends a Ping frame; with `--ping-style text` it is followed by a text message `ping` (to `/echo` clients only: a `/ws/…` client gets envelopes only), and with the default style by nothing.
 
+#[path = "support/channels.rs"]
+mod channels;
 mod support;
 
 use support::{RawWs, TestServer, OP_PING, OP_TEXT};
@@ -42,4 +44,21 @@ fn frame_style_sends_only_ping_frames() {
             other => panic!("unexpected opcode {other}"),
         }
     }
+}
+
+#[test]
+fn text_style_sends_no_text_ping_to_channel_clients() {
+    let server = TestServer::start(&["--ping-style", "text", "--ping-interval", "0.1"]);
+    let (mut sub, _) = channels::Sub::joined(&server, "a");
+    let mut raw = RawWs::connect(server.ws);
+    // Two rounds reached the /echo client, so they reached the /ws client too
+    // (a round goes to every client under one lock).
+    let mut text_pings = 0;
+    while text_pings < 2 {
+        let frame = raw.read_frame().unwrap();
+        text_pings += usize::from(frame.opcode == OP_TEXT && frame.payload == b"ping");
+    }
+    server.get("/sendall?msg=marker");
+    // Ping frames are answered and skipped; a text `ping` would not be an envelope.
+    assert_eq!(sub.next_message().data, "marker");
 }

@@ -26,7 +26,7 @@ use crate::client::{Client, LastSeen, Outbox, OutboxConfig, ShownId, Subscriptio
 use crate::frame::{self, EncodedFrame, PayloadKind};
 use crate::join::{self, JoinContext};
 use crate::message;
-use crate::registry::Slot;
+use crate::registry::{Registration, Slot};
 use crate::stats::Stats;
 use crate::stop::StopToken;
 
@@ -49,23 +49,28 @@ pub struct SessionContext {
     pub going_away: EncodedFrame,
 }
 
+/// A connection past its handshake, registered on its channels.
+struct Open {
+    ws: WebSocket<ConnIo>,
+    client: Arc<Client>,
+    registration: Registration,
+}
+
 /// Runs one connection to its end. `slot` is its place under `--max-clients`.
+///
+/// The handshake and the join run in their own (not inlined) frames and
+/// their stack is given back before the read loop, whose own frames are
+/// kept small: an idle connection's stack stays at two pages.
 pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, ctx: &SessionContext) {
     let stream = Arc::new(stream);
-    let last_seen = Arc::new(LastSeen::now());
-    let Some((mut ws, wanted)) = handshake(&stream, peer, &last_seen, ctx) else {
+    let Some(Open {
+        mut ws,
+        client,
+        registration,
+    }) = open(&stream, peer, ctx)
+    else {
         return;
     };
-    let client = new_client(&stream, peer, last_seen, wanted.subscription, ctx);
-    let (registration, joined) = join::join(&ctx.join, Arc::clone(&client), &wanted.start);
-    ctx.stats.connections_accepted.inc();
-    log::info!("{client} connected{}{joined}", on_channels(&client));
-    if ctx.stop.is_stopped() {
-        // Registered after shutdown sent its Close frames: send ours.
-        client.mark_ended("server shutting down");
-        client.outbox.close(ctx.going_away.clone());
-    }
-
     crate::threads::release_unused_stack();
     let ending = read_until_closed(&mut ws, &client, &ctx.fanout);
     // Closing: no longer a client to send to, though the socket (and its
@@ -82,6 +87,28 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, ctx: &SessionContext
         Some(reason) => log::info!("{client} disconnected: {reason}"),
         None => log::info!("{client} disconnected: {ending}"),
     }
+}
+
+/// The handshake, the client made and joined to its channels (its
+/// `connected` line logged); `None` (logged) if refused or failed.
+#[inline(never)]
+fn open(stream: &Arc<TcpStream>, peer: SocketAddr, ctx: &SessionContext) -> Option<Open> {
+    let last_seen = Arc::new(LastSeen::now());
+    let (ws, wanted) = handshake(stream, peer, &last_seen, ctx)?;
+    let client = new_client(stream, peer, last_seen, wanted.subscription, ctx);
+    let (registration, joined) = join::join(&ctx.join, Arc::clone(&client), &wanted.start);
+    ctx.stats.connections_accepted.inc();
+    log::info!("{client} connected{}{joined}", on_channels(&client));
+    if ctx.stop.is_stopped() {
+        // Registered after shutdown sent its Close frames: send ours.
+        client.mark_ended("server shutting down");
+        client.outbox.close(ctx.going_away.clone());
+    }
+    Some(Open {
+        ws,
+        client,
+        registration,
+    })
 }
 
 /// ` on all,orders` for a `/ws/…` client, nothing for `/echo`.
@@ -142,6 +169,7 @@ fn prepare_socket(stream: &TcpStream, write_timeout: Duration) -> stdio::Result<
 }
 
 /// Reads and answers frames until the connection ends; returns why it ended.
+#[inline(never)]
 fn read_until_closed(ws: &mut WebSocket<ConnIo>, client: &Arc<Client>, fanout: &Fanout) -> String {
     loop {
         let result = ws.read();
@@ -163,17 +191,9 @@ fn read_until_closed(ws: &mut WebSocket<ConnIo>, client: &Arc<Client>, fanout: &
                 }
             }
         }
-        let transport = client.transport();
         match result {
-            Ok(Message::Text(text)) => {
-                fanout.offer(
-                    client,
-                    &message::echo(PayloadKind::Text, text.as_bytes(), transport),
-                );
-            }
-            Ok(Message::Binary(data)) => {
-                fanout.offer(client, &message::echo(PayloadKind::Binary, &data, transport));
-            }
+            Ok(Message::Text(text)) => echo(fanout, client, PayloadKind::Text, text.as_bytes()),
+            Ok(Message::Binary(data)) => echo(fanout, client, PayloadKind::Binary, &data),
             Ok(_) => {}
             Err(err) => {
                 let why = describe_error(&err);
@@ -188,6 +208,13 @@ fn read_until_closed(ws: &mut WebSocket<ConnIo>, client: &Arc<Client>, fanout: &
             }
         }
     }
+}
+
+/// Sends what the client sent back to it alone. Out of line: encoding an
+/// envelope needs stack the idle read loop should not keep resident.
+#[inline(never)]
+fn echo(fanout: &Fanout, client: &Client, kind: PayloadKind, bytes: &[u8]) {
+    fanout.offer(client, &message::echo(kind, bytes, client.transport()));
 }
 
 /// The close code and reason a read error calls for; `None` when the peer is simply gone.

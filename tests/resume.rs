@@ -102,9 +102,11 @@ fn publish_continuously(server: &TestServer, count: usize) -> Vec<String> {
 /// Reads `count` messages of `c`, reconnecting with `since` after every
 /// `1 + n % 23` frames (politely or by dropping the socket); returns what it got.
 fn resume_over_and_over(server: &TestServer, reader: usize, count: usize) -> (Vec<String>, usize) {
-    let (mut sub, mut resume_at) = Sub::joined(server, "c");
+    let (mut sub, _) = Sub::joined(server, "c");
     let (mut got, mut reconnects, mut frames) = (Vec::new(), 0, 0usize);
     while got.len() < count {
+        // The last message or `subscribed` read: where to resume from.
+        let resume_at: String;
         let v = sub.next_json();
         if let Some(m) = as_message(&v) {
             assert_eq!(

@@ -45,9 +45,13 @@ pub enum Joined {
     Live,
     /// `?since=`: every message it missed, then `subscribed`.
     Resumed { replayed: usize },
-    /// `?last=N`: the newest messages (fewer than asked when the rest would
-    /// not fit its queue), then `subscribed`.
-    Last { sent: usize, asked: usize },
+    /// `?last=N`: the newest `sent` of the `stored` ones (at most N) there
+    /// are, fewer when the rest would not fit its queue, then `subscribed`.
+    Last {
+        asked: usize,
+        stored: usize,
+        sent: usize,
+    },
     /// A reset, then `subscribed`.
     Reset(ResetCause),
 }
@@ -87,11 +91,11 @@ impl fmt::Display for Joined {
         match self {
             Joined::Echo | Joined::Live => Ok(()),
             Joined::Resumed { replayed } => write!(f, "; resumed, {replayed} missed message(s) replayed"),
-            Joined::Last { sent, asked } if sent < asked => write!(
+            Joined::Last { asked, stored, sent } if sent < stored => write!(
                 f,
-                "; last {asked} asked, the newest {sent} sent (more would not fit the client's queue)"
+                "; last {asked} asked, the newest {sent} of {stored} sent (more would not fit the client's queue)"
             ),
-            Joined::Last { sent, .. } => write!(f, "; last {sent} message(s) sent"),
+            Joined::Last { asked, sent, .. } => write!(f, "; last {asked} asked, {sent} sent"),
             Joined::Reset(cause) => write!(f, "; reset: {cause}"),
         }
     }
@@ -158,10 +162,15 @@ fn first_frames(ctx: &JoinContext, hub: &mut Hub, client: &Arc<Client>, start: &
             Replay::Reset { latest, reason } => reset(&latest, ResetCause::History(reason)),
         },
         Start::Last(asked) => {
-            let mut stored = hub.history.last(channels, *asked, now);
-            stored.drain(..stored.len() - fits(&stored));
-            let sent = stored.len();
-            (envelopes(&stored), Joined::Last { sent, asked: *asked })
+            let mut newest = hub.history.last(channels, *asked, now);
+            let stored = newest.len();
+            newest.drain(..stored - fits(&newest));
+            let joined = Joined::Last {
+                asked: *asked,
+                stored,
+                sent: newest.len(),
+            };
+            (envelopes(&newest), joined)
         }
     };
     for frame in first.into_iter().chain([subscribed]) {
@@ -197,4 +206,69 @@ fn envelopes(stored: &[Arc<Stored<Frames>>]) -> Vec<EncodedFrame> {
 
 fn reset(latest: &MessageId, cause: ResetCause) -> (Vec<EncodedFrame>, Joined) {
     (vec![message::reset(latest)], Joined::Reset(cause))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::ChannelName;
+    use crate::frame::PayloadKind;
+    use crate::history::{History, HistoryLimits};
+    use crate::message::Prepared;
+    use crate::publish::Payload;
+
+    fn context(queue_len: usize, queue_bytes: usize) -> JoinContext {
+        JoinContext {
+            registry: Registry::new(1, None, HistoryLimits::default()),
+            stats: Arc::new(Stats::default()),
+            queue_len,
+            queue_bytes,
+        }
+    }
+
+    /// `n` (< 10: ids of one digit) stored messages whose envelope frames are `len` bytes each.
+    fn stored(n: usize, len: usize) -> Vec<Arc<Stored<Frames>>> {
+        let mut history = History::new(HistoryLimits::default());
+        let channel = ChannelName::new("c").unwrap();
+        let payload = Payload::new(PayloadKind::Text, vec![b'x'; 1]);
+        let prepared = Prepared::new(&channel, &payload);
+        let one = prepared.frames(history.latest()).envelope().len();
+        let payload = Payload::new(PayloadKind::Text, vec![b'x'; 1 + len - one]);
+        let prepared = Prepared::new(&channel, &payload);
+        (0..n)
+            .map(|_| history.publish(&channel, Instant::now(), |id| prepared.frames(id)))
+            .inspect(|m| assert_eq!(m.frames().envelope().len(), len))
+            .collect()
+    }
+
+    #[test]
+    fn what_is_sent_first_fits_both_queue_bounds_with_subscribed() {
+        let last: EncodedFrame = vec![0u8; 100].into();
+        let nine = stored(9, 100);
+        // Frames: n messages and `subscribed` must be at most --queue-len.
+        assert_eq!(context(10, usize::MAX).newest_that_fit(&nine, &last), 9);
+        assert_eq!(context(5, usize::MAX).newest_that_fit(&nine, &last), 4);
+        // Bytes: 100 each, `subscribed` included.
+        assert_eq!(context(1024, 1000).newest_that_fit(&nine, &last), 9);
+        assert_eq!(context(1024, 999).newest_that_fit(&nine, &last), 8);
+        assert_eq!(context(1024, 199).newest_that_fit(&nine, &last), 0);
+        assert_eq!(context(1, usize::MAX).newest_that_fit(&nine, &last), 0);
+    }
+
+    #[test]
+    fn the_log_line_says_what_was_sent() {
+        let trimmed = Joined::Last {
+            asked: 50,
+            stored: 30,
+            sent: 20,
+        };
+        assert!(trimmed.to_string().contains("newest 20 of 30"), "{trimmed}");
+        let fewer = Joined::Last {
+            asked: 50,
+            stored: 3,
+            sent: 3,
+        };
+        assert_eq!(fewer.to_string(), "; last 50 asked, 3 sent");
+        assert_eq!(Joined::Live.to_string(), "");
+    }
 }

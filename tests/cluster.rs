@@ -341,6 +341,13 @@ fn a_channel_publish_reaches_its_subscribers_on_both_nodes() {
         );
     }
     assert_eq!(b_echo.next_text(), "everyone", "/echo gets only `all`, raw");
+
+    // Kicks reach this node's clients only, by their shown id.
+    let id = a.client_id(a_billing.ws.local_addr());
+    assert!(id.starts_with("a-"), "{id}");
+    assert_eq!(b.request("DELETE", &format!("/clients/{id}"), &[], b"").0, 404);
+    assert_eq!(a.request("DELETE", &format!("/clients/{id}"), &[], b"").0, 200);
+    assert_eq!(a_billing.ws.expect_close(), (1008, "kicked".to_owned()));
 }
 
 #[test]

@@ -168,29 +168,40 @@ fn clients_on_different_channels_agree_on_one_order() {
     let id_of: HashMap<String, String> = answers.into_iter().flatten().collect();
     let got: Vec<Vec<channels::Got>> = readers.into_iter().map(|r| r.join().expect("reader")).collect();
     for (set, messages) in sets.iter().zip(&got) {
-        let seqs: Vec<u64> = messages.iter().map(channels::Got::seq).collect();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{set}: ids increase");
-        for m in messages {
-            let data = m.data.as_str().expect("text");
-            assert_eq!(id_of[data], m.id, "{set}: the id its publish was answered");
-            assert!(
-                m.channel == "all" || set.split(',').any(|s| s == m.channel),
-                "{set}: {m:?}"
-            );
-        }
-        let distinct: HashSet<_> = messages.iter().map(|m| &m.id).collect();
-        assert_eq!(distinct.len(), messages.len(), "{set}: nothing twice");
+        assert_own_sequence(set, messages, &id_of);
     }
     for (x, mx) in got.iter().enumerate() {
         for my in &got[x + 1..] {
-            let in_y: HashSet<_> = my.iter().map(|m| &m.data).collect();
-            let in_x: HashSet<_> = mx.iter().map(|m| &m.data).collect();
-            let common_x: Vec<_> = mx.iter().map(|m| &m.data).filter(|d| in_y.contains(d)).collect();
-            let common_y: Vec<_> = my.iter().map(|m| &m.data).filter(|d| in_x.contains(d)).collect();
-            assert_eq!(
-                common_x, common_y,
-                "two clients disagree on the order of what both got"
-            );
+            assert_same_relative_order(mx, my);
         }
     }
+}
+
+/// A client on `set` got increasing ids, each the one its publish was
+/// answered with, only of its channels, nothing twice.
+fn assert_own_sequence(set: &str, messages: &[channels::Got], id_of: &HashMap<String, String>) {
+    let seqs: Vec<u64> = messages.iter().map(channels::Got::seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{set}: ids increase");
+    for m in messages {
+        let data = m.data.as_str().expect("text");
+        assert_eq!(id_of[data], m.id, "{set}: the id its publish was answered");
+        assert!(
+            m.channel == "all" || set.split(',').any(|s| s == m.channel),
+            "{set}: {m:?}"
+        );
+    }
+    let distinct: HashSet<_> = messages.iter().map(|m| &m.id).collect();
+    assert_eq!(distinct.len(), messages.len(), "{set}: nothing twice");
+}
+
+/// The messages both clients got came to them in the same order.
+fn assert_same_relative_order(mx: &[channels::Got], my: &[channels::Got]) {
+    let in_y: HashSet<_> = my.iter().map(|m| &m.data).collect();
+    let in_x: HashSet<_> = mx.iter().map(|m| &m.data).collect();
+    let common_x: Vec<_> = mx.iter().map(|m| &m.data).filter(|d| in_y.contains(d)).collect();
+    let common_y: Vec<_> = my.iter().map(|m| &m.data).filter(|d| in_x.contains(d)).collect();
+    assert_eq!(
+        common_x, common_y,
+        "two clients disagree on the order of what both got"
+    );
 }

@@ -1,23 +1,28 @@
-//! Fan-out: one encoded frame offered to every client, or to one.
+//! Fan-out: one publish offered to every subscriber of its channel, or a
+//! message to one client.
 //!
-//! The frame is encoded once by the caller and shared; each offer is a
-//! non-blocking write or a queue push (see `client::outbox`). A client that is
-//! not keeping up is dropped by its outbox as a slow consumer, so it never
-//! holds up the others.
+//! Each message is encoded once per transport (`message::Prepared`), before
+//! the registry lock where it does not depend on the id, and shared; each
+//! offer is a non-blocking write or a queue push (see `client::outbox`). A
+//! client that is not keeping up is dropped by its outbox as a slow consumer,
+//! so it never holds up the others.
 //!
-//! A broadcast to many clients is split into shards offered by parallel
+//! A publish to many clients is split into shards offered by parallel
 //! threads (`--fanout-threads`): on loopback and on a busy NIC most of a
 //! send's cost is the kernel's TCP path, which runs on the sending thread, so
 //! one thread per core shortens the time until the last client has its copy.
-//! The shards run inside the one registry lock, so the order of broadcasts is
+//! The shards run inside the one registry lock, so the order of publishes is
 //! still the same for every client.
 
 use std::sync::Arc;
 use std::thread;
+use std::time::Instant;
 
 use crate::channel::ChannelName;
 use crate::client::{Client, ClientId};
 use crate::frame::EncodedFrame;
+use crate::history::MessageId;
+use crate::message::{self, Prepared};
 use crate::publish::{Health, Payload, Publish, PublishError, Published};
 use crate::registry::Registry;
 use crate::stats::{Figure, Stats};
@@ -32,14 +37,23 @@ const MIN_SHARD_CLIENTS: usize = 1024;
 pub struct Fanout {
     registry: Arc<Registry>,
     stats: Arc<Stats>,
-    /// Threads a large broadcast is split over, the caller's included.
+    /// Threads a large publish is split over, the caller's included.
     threads: usize,
     spawner: ThreadSpawner,
 }
 
+/// What one publish on this node came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Subscribers that took the message (written or queued).
+    pub clients: usize,
+    /// The id this node gave it.
+    pub id: MessageId,
+}
+
 impl Fanout {
     /// A fan-out over `registry`, counting into `stats`, splitting large
-    /// broadcasts over up to `threads` threads started by `spawner`.
+    /// publishes over up to `threads` threads started by `spawner`.
     pub fn new(registry: Arc<Registry>, stats: Arc<Stats>, threads: usize, spawner: ThreadSpawner) -> Fanout {
         Fanout {
             registry,
@@ -54,33 +68,49 @@ impl Fanout {
         self.registry.len()
     }
 
-    /// Sends `frame` to every client; returns how many took it.
-    ///
-    /// All offers happen under one registry lock, so concurrent broadcasts
-    /// reach every client in the same order.
-    pub fn broadcast(&self, frame: &EncodedFrame) -> usize {
-        let taken = self
-            .registry
-            .with_all(|clients| self.offer_sharded(clients, &[frame]));
-        self.stats.broadcasts.inc();
-        self.stats.deliveries_queued.inc_by(taken as u64);
-        taken
+    /// Publishes `msg` on `channel` to this node's clients: gives it the next
+    /// id, stores it in the history and offers it to every subscriber of the
+    /// channel, all under one registry lock, so concurrent publishes and
+    /// joins reach every client in the same order.
+    pub fn publish_local(&self, channel: &ChannelName, msg: &Payload) -> Delivered {
+        let prepared = Prepared::new(channel, msg);
+        let now = Instant::now();
+        let delivered = self.registry.with_hub(|hub| {
+            let stored = hub.history.publish(channel, now, |id| prepared.frames(id));
+            let subscribers = hub.subscribers(channel);
+            let frames = stored.frames();
+            let clients = self.offer_sharded(&subscribers, &|client: &Client| {
+                frames
+                    .for_transport(client.transport())
+                    .is_some_and(|frame| self.offer(client, frame))
+            });
+            Delivered {
+                clients,
+                id: stored.id(),
+            }
+        });
+        self.stats.messages_published.inc();
+        if channel.is_all() {
+            self.stats.broadcasts.inc();
+        }
+        self.stats.deliveries_queued.inc_by(delivered.clients as u64);
+        delivered
     }
 
-    /// Offers `frames`, in order, to every client `pick` selects, under one
-    /// registry lock and on this thread; returns how many clients took them
-    /// all.
-    pub fn offer_each(&self, frames: &[&EncodedFrame], pick: impl Fn(&Client) -> bool) -> usize {
+    /// Runs `offer` for every client under one registry lock, on this
+    /// thread; returns how many it returned true for.
+    pub fn offer_each(&self, offer: impl Fn(&Client) -> bool) -> usize {
         self.registry
-            .with_all(|clients| self.offer_part(clients, frames, &pick))
+            .with_hub(|hub| hub.clients().filter(|client| offer(client)).count())
     }
 
-    /// Offers `frames` to all of `clients`, in shards on parallel threads when
-    /// there are enough clients. A shard whose thread cannot start (thread
-    /// limits) is offered on this thread instead.
-    fn offer_sharded(&self, clients: &[&Arc<Client>], frames: &[&EncodedFrame]) -> usize {
+    /// Runs `offer` for each of `clients`, in shards on parallel threads when
+    /// there are enough clients; returns how many it returned true for. A
+    /// shard whose thread cannot start (thread limits) is offered on this
+    /// thread instead.
+    fn offer_sharded(&self, clients: &[&Arc<Client>], offer: &(impl Fn(&Client) -> bool + Sync)) -> usize {
         let shards = shard_count(clients.len(), self.threads);
-        let offer_all = |part: &[&Arc<Client>]| self.offer_part(part, frames, &|_: &Client| true);
+        let offer_all = |part: &[&Arc<Client>]| part.iter().filter(|client| offer(client)).count();
         if shards == 1 {
             return offer_all(clients);
         }
@@ -110,25 +140,12 @@ impl Fanout {
         })
     }
 
-    /// Offers `frames` in order to each client of `part` that `pick` selects,
-    /// stopping at a client's first refusal; returns how many took them all.
-    fn offer_part(
-        &self,
-        part: &[&Arc<Client>],
-        frames: &[&EncodedFrame],
-        pick: &impl Fn(&Client) -> bool,
-    ) -> usize {
-        part.iter()
-            .filter(|c| pick(c))
-            .filter(|client| frames.iter().all(|frame| self.offer(client, frame)))
-            .count()
-    }
-
-    /// Sends `frame` to one client; `None` if no such client is connected,
+    /// Sends `msg` to one client, not stored (a direct message on `/ws/…`,
+    /// the raw frame on `/echo`); `None` if no such client is connected,
     /// `Some(false)` if it is closing or was just dropped as slow.
-    pub fn send_to_id(&self, id: ClientId, frame: &EncodedFrame) -> Option<bool> {
+    pub fn send_to_id(&self, id: ClientId, msg: &Payload) -> Option<bool> {
         let client = self.registry.get(id)?;
-        let taken = self.offer(&client, frame);
+        let taken = self.offer(&client, &message::direct(msg, client.transport()));
         if taken {
             self.stats.deliveries_queued.inc();
         }
@@ -145,19 +162,17 @@ impl Fanout {
 /// A single node's publishing: straight to this node's clients.
 impl Publish for Fanout {
     fn publish(&self, channel: &ChannelName, msg: Payload) -> Result<Published, PublishError> {
-        // Every client is on `all`, and no client is on any other channel yet.
-        let clients = if channel.is_all() {
-            self.broadcast(&msg.frame())
-        } else {
-            0
-        };
-        Ok(Published::local(clients))
+        let delivered = self.publish_local(channel, &msg);
+        Ok(Published {
+            id: Some(delivered.id.to_string()),
+            ..Published::local(delivered.clients)
+        })
     }
 
     fn send_to(&self, client: &str, msg: Payload) -> Result<Published, PublishError> {
         let no_client = || PublishError::NoClient(client.to_owned());
         let id = ClientId::parse(client).ok_or_else(no_client)?;
-        let taken = self.send_to_id(id, &msg.frame()).ok_or_else(no_client)?;
+        let taken = self.send_to_id(id, &msg).ok_or_else(no_client)?;
         Ok(Published::local(usize::from(taken)))
     }
 
@@ -187,7 +202,7 @@ mod tests {
     fn fanout() -> (Fanout, Arc<Stats>) {
         let stats = Arc::new(Stats::default());
         let spawner = ThreadSpawner::new(64 * 1024, 64 * 1024, Counter::default());
-        let registry = Registry::new(4, None);
+        let registry = Registry::new(4, None, crate::history::HistoryLimits::default());
         (Fanout::new(registry, Arc::clone(&stats), 4, spawner), stats)
     }
 
@@ -204,9 +219,14 @@ mod tests {
     fn a_publish_to_nobody_counts_one_broadcast_and_no_delivery() {
         let (fanout, stats) = fanout();
         let msg = Payload::new(crate::frame::PayloadKind::Text, &b"x"[..]);
-        let published = fanout.publish(&ChannelName::all(), msg).unwrap();
-        assert_eq!(published, Published::local(0));
+        let published = fanout.publish(&ChannelName::all(), msg.clone()).unwrap();
+        assert_eq!(published.clients, 0);
+        assert!(published.id.is_some_and(|id| id.ends_with("-1")));
         assert_eq!((stats.broadcasts.get(), stats.deliveries_queued.get()), (1, 0));
+        let orders = ChannelName::new("orders").unwrap();
+        let published = fanout.publish(&orders, msg).unwrap();
+        assert!(published.id.is_some_and(|id| id.ends_with("-2")), "one sequence");
+        assert_eq!((stats.broadcasts.get(), stats.messages_published.get()), (1, 2));
     }
 
     #[test]

@@ -17,9 +17,6 @@ use std::sync::{Arc, LazyLock};
 /// Longest channel name, in bytes (all its characters are ASCII).
 pub const MAX_NAME_LEN: usize = 128;
 
-/// Default of `--max-channels-per-client`.
-pub const DEFAULT_MAX_CHANNELS_PER_CLIENT: usize = 16;
-
 /// Name of the channel every connection is on.
 pub const ALL: &str = "all";
 

@@ -129,6 +129,27 @@ pub struct Config {
     #[arg(long, env = "WSPUSH_READ_BUFFER_BYTES", default_value_t = 1024)]
     pub read_buffer_bytes: usize,
 
+    /// Channels one /ws/… connection may subscribe to, not counting `all`.
+    #[arg(long, env = "WSPUSH_MAX_CHANNELS_PER_CLIENT", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub max_channels_per_client: u16,
+
+    /// Messages kept per channel for clients that resume (?since=) or ask for ?last=N.
+    #[arg(long, env = "WSPUSH_HISTORY_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub history_size: u32,
+
+    /// Seconds a stored message is kept.
+    #[arg(long, env = "WSPUSH_HISTORY_TTL", default_value = "300", value_parser = parse_seconds)]
+    pub history_ttl: Duration,
+
+    /// Bytes all stored messages may hold together (their frames and bookkeeping);
+    /// past it the oldest message of any channel goes first.
+    #[arg(long, env = "WSPUSH_HISTORY_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub history_bytes: u64,
+
+    /// Most messages one resume or ?last=N sends; a resume that needs more gets a reset.
+    #[arg(long, env = "WSPUSH_RECOVERY_MAX", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub recovery_max: u32,
+
     /// Redis to share publishes with other nodes through, `redis://HOST:PORT[/DB]`
     /// [default: none, this node alone].
     #[arg(long, env = "WSPUSH_REDIS", hide_env_values = true)]

@@ -8,6 +8,7 @@
 //! | a direct message (`/send/{id}`: one client, not stored, no id) | `{"type":"direct","data":<data>}` |
 //! | the echo of what the client sent | `{"type":"echo","data":<data>}` |
 //! | a resume that cannot be complete | `{"type":"reset","id":"<latest id>"}` |
+//! | the join is done: live messages follow | `{"type":"subscribed","id":"<latest id>","channels":[…]}` |
 //!
 //! A channel message is the only shape without `"type"`. `<data>` is the
 //! published JSON value itself (embedded as sent, never re-serialised), a JSON
@@ -19,10 +20,11 @@
 //! the lock `message` only copies it around the id the publish was given.
 
 use std::fmt::Write as _;
+use std::io;
 
 use base64::Engine as _;
 
-use crate::channel::ChannelName;
+use crate::channel::{ChannelName, ChannelSet};
 use crate::history::MessageId;
 
 /// What a publish or a client sent, before encoding.
@@ -60,6 +62,7 @@ impl Data {
     }
 
     /// The JSON text.
+    #[cfg(test)]
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -74,22 +77,44 @@ fn json_string(text: &str) -> String {
     String::from_utf8(out).unwrap_or_else(|_| String::from(r#""""#))
 }
 
-/// `{"channel":"<channel>","id":"<id>","data":<data>}`, in one allocation.
+/// The pieces around a channel message's three values.
+const MESSAGE_PARTS: [&str; 4] = [r#"{"channel":""#, r#"","id":""#, r#"","data":"#, "}"];
+
+/// `{"channel":"<channel>","id":"<id>","data":<data>}`, in one allocation
+/// (the server writes it straight into its frame: `write_message`).
+#[cfg(test)]
 pub fn message(channel: &ChannelName, id: &MessageId, data: &Data) -> String {
-    const PARTS: [&str; 4] = [r#"{"channel":""#, r#"","id":""#, r#"","data":"#, "}"];
-    let len =
-        PARTS.iter().map(|p| p.len()).sum::<usize>() + channel.as_str().len() + id.wire_len() + data.0.len();
-    let mut out = String::with_capacity(len);
-    out.push_str(PARTS[0]);
-    out.push_str(channel.as_str());
-    out.push_str(PARTS[1]);
-    // Writing into a String cannot fail.
-    let _ = write!(out, "{id}");
-    out.push_str(PARTS[2]);
-    out.push_str(&data.0);
-    out.push_str(PARTS[3]);
+    let len = message_len(channel, id, data);
+    let mut out = Vec::with_capacity(len);
+    // Writing into a Vec cannot fail.
+    let _ = write_message(&mut out, channel, id, data);
     debug_assert_eq!(out.len(), len);
-    out
+    // Every piece is UTF-8 (`Data` and the names are strings, the id ASCII).
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Bytes of `message(channel, id, data)`, without building it.
+pub fn message_len(channel: &ChannelName, id: &MessageId, data: &Data) -> usize {
+    MESSAGE_PARTS.iter().map(|p| p.len()).sum::<usize>()
+        + channel.as_str().len()
+        + id.wire_len()
+        + data.0.len()
+}
+
+/// Writes `message(channel, id, data)` into `out` (the frame's own buffer).
+pub fn write_message(
+    out: &mut impl io::Write,
+    channel: &ChannelName,
+    id: &MessageId,
+    data: &Data,
+) -> io::Result<()> {
+    out.write_all(MESSAGE_PARTS[0].as_bytes())?;
+    out.write_all(channel.as_str().as_bytes())?;
+    out.write_all(MESSAGE_PARTS[1].as_bytes())?;
+    write!(out, "{id}")?;
+    out.write_all(MESSAGE_PARTS[2].as_bytes())?;
+    out.write_all(data.0.as_bytes())?;
+    out.write_all(MESSAGE_PARTS[3].as_bytes())
 }
 
 /// `{"type":"direct","data":<data>}`: a message to one client, not stored.
@@ -115,6 +140,22 @@ fn typed(kind: &str, data: &Data) -> String {
 /// `{"type":"reset","id":"<latest>"}`: what was missed cannot be replayed; resume from `latest`.
 pub fn reset(latest: &MessageId) -> String {
     format!(r#"{{"type":"reset","id":"{latest}"}}"#)
+}
+
+/// `{"type":"subscribed","id":"<latest>","channels":["all",…]}`: the join is
+/// done (after any replay), live messages follow; a client that has seen no
+/// message yet resumes from `latest`.
+pub fn subscribed(latest: &MessageId, channels: &ChannelSet) -> String {
+    let mut out = format!(r#"{{"type":"subscribed","id":"{latest}","channels":["#);
+    for (n, channel) in channels.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        // Names need no escaping: their characters are [A-Za-z0-9_.:@-].
+        let _ = write!(out, "\"{channel}\"");
+    }
+    out.push_str("]}");
+    out
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 //! same for every client: they are encoded here once and handed around as an
 //! `Arc<[u8]>`, never re-serialised per client.
 
+use std::io;
+use std::iter;
 use std::sync::Arc;
 
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
@@ -22,7 +24,15 @@ pub enum PayloadKind {
     Text,
     /// A binary frame.
     Binary,
+    /// A text frame whose text is one JSON value (checked by the caller): on
+    /// `/ws/…` the envelope embeds it as itself rather than as a string.
+    Json,
 }
+
+/// Longest frame header a server writes: 2 bytes and an 8-byte length.
+const MAX_HEADER: usize = 10;
+/// First header byte of a complete (FIN) text frame.
+const FIN_TEXT: u8 = 0x81;
 
 fn encode(frame: Frame) -> EncodedFrame {
     let mut out = Vec::with_capacity(frame.len());
@@ -34,7 +44,7 @@ fn encode(frame: Frame) -> EncodedFrame {
 /// A complete data frame carrying `payload`.
 pub fn data(kind: PayloadKind, payload: &[u8]) -> EncodedFrame {
     let opcode = match kind {
-        PayloadKind::Text => Data::Text,
+        PayloadKind::Text | PayloadKind::Json => Data::Text,
         PayloadKind::Binary => Data::Binary,
     };
     encode(Frame::message(payload.to_vec(), OpCode::Data(opcode), true))
@@ -43,6 +53,44 @@ pub fn data(kind: PayloadKind, payload: &[u8]) -> EncodedFrame {
 /// A text frame.
 pub fn text(payload: &str) -> EncodedFrame {
     data(PayloadKind::Text, payload.as_bytes())
+}
+
+/// A complete text frame of exactly `len` payload bytes, which `fill` writes
+/// into the frame's one allocation (no intermediate copy of the payload).
+/// `fill` must write `len` bytes: fewer leave zeros, more are cut off, both
+/// caught by a debug assertion.
+pub fn text_written(len: usize, fill: impl FnOnce(&mut io::Cursor<&mut [u8]>)) -> EncodedFrame {
+    let mut header = [0u8; MAX_HEADER];
+    let head = text_header(&mut header, len);
+    // An exact-size iterator gives the `Arc` its one allocation up front.
+    let mut out: EncodedFrame = iter::repeat_n(0u8, head + len).collect();
+    let buf = Arc::make_mut(&mut out);
+    buf[..head].copy_from_slice(&header[..head]);
+    let mut cursor = io::Cursor::new(&mut buf[head..]);
+    fill(&mut cursor);
+    debug_assert_eq!(cursor.position() as usize, len, "text_written: wrong length");
+    out
+}
+
+/// Writes a FIN text frame's header for `len` payload bytes; returns its length.
+fn text_header(out: &mut [u8; MAX_HEADER], len: usize) -> usize {
+    out[0] = FIN_TEXT;
+    match len {
+        0..=125 => {
+            out[1] = len as u8;
+            2
+        }
+        126..=0xFFFF => {
+            out[1] = 126;
+            out[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            4
+        }
+        _ => {
+            out[1] = 127;
+            out[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
+        }
+    }
 }
 
 /// A ping with an empty payload.
@@ -65,11 +113,28 @@ pub fn close(code: CloseCode, reason: &str) -> EncodedFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn small_text_frame_is_header_plus_payload() {
         let f = text("hi");
         assert_eq!(&f[..], &[0x81, 2, b'h', b'i']);
+    }
+
+    #[test]
+    fn a_written_text_frame_is_the_same_as_an_encoded_one() {
+        for len in [0, 1, 125, 126, 127, 65535, 65536, 70000] {
+            let payload: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let written = text_written(len, |w| {
+                let _ = w.write_all(payload.as_bytes());
+            });
+            assert_eq!(written, text(&payload), "{len}");
+        }
+    }
+
+    #[test]
+    fn json_goes_out_as_a_text_frame() {
+        assert_eq!(data(PayloadKind::Json, b"{}"), text("{}"));
     }
 
     #[test]

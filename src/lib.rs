@@ -15,21 +15,20 @@
 mod accept;
 mod acceptor;
 mod broadcast;
-#[allow(dead_code)] // wired in by the channels work
 mod channel;
 mod client;
 mod cluster;
 mod config;
-#[allow(dead_code)] // wired in by the channels work
 mod envelope;
 mod frame;
-#[allow(dead_code, unused_imports)] // wired in by the channels work
 mod history;
 mod http_api;
 mod http_error;
 mod http_front;
+mod join;
 mod limits;
 pub mod memory;
+mod message;
 mod metrics;
 mod origin;
 mod pinger;

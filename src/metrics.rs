@@ -15,7 +15,7 @@ use prometheus_client::registry::Registry as PromRegistry;
 
 use crate::publish::Publish;
 use crate::registry::Registry;
-use crate::stats::{FigureValue, Stats, StatsSnapshot};
+use crate::stats::{Figure, FigureValue, Stats, StatsSnapshot};
 
 /// Every figure of the server, for `/stats`, `/metrics` and `Server::stats`.
 pub struct Metrics {
@@ -28,6 +28,33 @@ struct Live {
     stats: Arc<Stats>,
     clients: Arc<Registry>,
     publisher: Arc<dyn Publish>,
+}
+
+impl Live {
+    /// The history's gauges, then the publisher's figures.
+    fn figures(&self) -> Vec<Figure> {
+        let totals = self.clients.history_totals();
+        let gauge = |name, help, value: usize| Figure {
+            name,
+            help,
+            value: FigureValue::Gauge(value as u64),
+        };
+        let mut figures = vec![
+            gauge(
+                "channels",
+                "Channels with subscribers or stored messages, `all` included",
+                totals.channels,
+            ),
+            gauge("history_messages", "Messages stored for resumes", totals.messages),
+            gauge(
+                "history_bytes",
+                "Heap the stored messages hold (capped by --history-bytes)",
+                totals.bytes,
+            ),
+        ];
+        figures.extend(self.publisher.figures());
+        figures
+    }
 }
 
 impl fmt::Debug for Live {
@@ -52,7 +79,7 @@ impl Metrics {
     /// Every figure now, as `/stats` shows it.
     pub fn snapshot(&self) -> StatsSnapshot {
         let live = &self.live;
-        live.stats.snapshot(live.clients.len(), live.publisher.figures())
+        live.stats.snapshot(live.clients.len(), live.figures())
     }
 
     /// The Prometheus text format (OpenMetrics), names prefixed `wspush_`.
@@ -84,7 +111,7 @@ impl Collector for LiveCollector {
             None,
             uptime.metric_type(),
         )?)?;
-        for figure in live.publisher.figures() {
+        for figure in live.figures() {
             match figure.value {
                 FigureValue::Count(n) => {
                     let counter = ConstCounter::new(n);
@@ -97,6 +124,12 @@ impl Collector for LiveCollector {
                     let metric =
                         encoder.encode_descriptor(figure.name, figure.help, None, flag.metric_type())?;
                     flag.encode(metric)?;
+                }
+                FigureValue::Gauge(n) => {
+                    let level = gauge(n);
+                    let metric =
+                        encoder.encode_descriptor(figure.name, figure.help, None, level.metric_type())?;
+                    level.encode(metric)?;
                 }
                 FigureValue::Text(_) => {}
             }

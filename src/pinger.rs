@@ -7,10 +7,13 @@
 //! a burst of pongs that wakes every reader thread together and, on a busy
 //! machine, delays the broadcasts of the next seconds (see BENCHMARKS.md).
 //! With `--ping-style text` a round also sends the tutorial's text `ping`, a
-//! data message, so that round goes to every client at once and keeps the
-//! same order relative to broadcasts everywhere. A client from whom no bytes
-//! arrived within `--pong-timeout` is shut down; its reader then wakes,
-//! unregisters it and logs the reason.
+//! data message, to the `/echo` clients (a `/ws/…` client gets envelopes
+//! only), so that round goes to every client at once and keeps the same order
+//! relative to broadcasts everywhere. A client from whom no bytes arrived
+//! within `--pong-timeout` is shut down; its reader then wakes, unregisters it
+//! and logs the reason. Each check also drops stored messages past
+//! `--history-ttl`, so that history memory goes when it expires, not only at
+//! the next publish.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -20,6 +23,7 @@ use crossbeam_channel::{select, tick};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::broadcast::Fanout;
+use crate::client::Transport;
 use crate::config::PingStyle;
 use crate::frame::{self, EncodedFrame};
 use crate::memory::HeapTrimmer;
@@ -71,6 +75,7 @@ impl Pinger {
             select! {
                 recv(ticker) -> _ => {
                     self.reap_silent();
+                    self.registry.expire_history(Instant::now());
                     trimmer.tick(self.connections_ended());
                     if spread {
                         self.ping_slice(&ping, round % slices, slices);
@@ -95,14 +100,18 @@ impl Pinger {
     /// Pings the clients whose id falls in `slice` of `slices`.
     fn ping_slice(&self, ping: &EncodedFrame, slice: u64, slices: u64) {
         self.fanout
-            .offer_each(&[ping], |client| client.id.0 % slices == slice);
+            .offer_each(|client| client.id.0 % slices == slice && self.fanout.offer(client, ping));
     }
 
-    /// The tutorial's round: a Ping and a text `ping` to every client.
+    /// The tutorial's round: a Ping to every client, and a text `ping` to
+    /// each `/echo` client.
     fn ping_all(&self) {
         let ping = frame::ping();
         let text = frame::text("ping");
-        self.fanout.offer_each(&[&ping, &text], |_| true);
+        self.fanout.offer_each(|client| {
+            self.fanout.offer(client, &ping)
+                && (client.transport() != Transport::Echo || self.fanout.offer(client, &text))
+        });
     }
 
     fn reap_silent(&self) {

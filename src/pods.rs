@@ -70,7 +70,7 @@ impl PodList {
             path: origin.to_owned(),
             source,
         })?;
-        let payload = Payload::encoded(PayloadKind::Text, json.as_bytes());
+        let payload = Payload::encoded(PayloadKind::Json, json.as_bytes());
         Ok(PodList { json, payload })
     }
 }

@@ -65,10 +65,15 @@ macro_rules! counters {
 counters! {
     connections_accepted: "WebSocket handshakes completed",
     broadcasts: "Messages published to all clients",
+    messages_published: "Messages published, to any channel (`all` included)",
     deliveries_queued: "Frames accepted for delivery to a client (written or queued)",
     sharded_broadcasts: "Broadcasts split over more than one fan-out thread",
     slow_clients_dropped: "Clients dropped as slow consumers (queue over --queue-len or --queue-bytes, or a write blocked past --write-timeout)",
     clients_reaped: "Clients dropped for silence past the pong timeout",
+    clients_kicked: "Clients closed by DELETE /clients/{id}",
+    resumes: "Subscriptions with ?since= that were replayed what they missed (even nothing)",
+    resets: "Subscriptions with ?since= sent a reset instead (history gone, unknown or unreadable since, too much to replay)",
+    messages_replayed: "Stored messages sent to joining clients (?since= replays and ?last=N)",
     handshakes_rejected: "Connections refused before or during the WebSocket handshake",
     http_connections_refused: "Side-port connections answered 503 at --http-max-connections",
     http_connections_evicted: "Side-port connections closed to make room for a new one",
@@ -98,6 +103,8 @@ pub enum FigureValue {
     Count(u64),
     /// A yes/no state: `true`/`false` in `/stats`, a 1/0 gauge in `/metrics`.
     Flag(bool),
+    /// A level that goes up and down: a Prometheus gauge.
+    Gauge(u64),
     /// A name (the node id): in `/stats` only.
     Text(String),
 }
@@ -117,7 +124,7 @@ impl Serialize for Figures {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for figure in &self.0 {
             match &figure.value {
-                FigureValue::Count(n) => map.serialize_entry(figure.name, n)?,
+                FigureValue::Count(n) | FigureValue::Gauge(n) => map.serialize_entry(figure.name, n)?,
                 FigureValue::Flag(b) => map.serialize_entry(figure.name, b)?,
                 FigureValue::Text(s) => map.serialize_entry(figure.name, s)?,
             }
@@ -150,7 +157,7 @@ mod tests {
         let json = serde_json::to_string(&stats.snapshot(3, extra)).unwrap();
         assert_eq!(
             json,
-            r#"{"clients":3,"connections_accepted":0,"broadcasts":1,"deliveries_queued":0,"sharded_broadcasts":0,"slow_clients_dropped":0,"clients_reaped":0,"handshakes_rejected":0,"http_connections_refused":0,"http_connections_evicted":0,"http_requests_rejected":0,"thread_spawn_failures":2,"uptime_seconds":0,"node":"a","redis_up":true}"#
+            r#"{"clients":3,"connections_accepted":0,"broadcasts":1,"messages_published":0,"deliveries_queued":0,"sharded_broadcasts":0,"slow_clients_dropped":0,"clients_reaped":0,"clients_kicked":0,"resumes":0,"resets":0,"messages_replayed":0,"handshakes_rejected":0,"http_connections_refused":0,"http_connections_evicted":0,"http_requests_rejected":0,"thread_spawn_failures":2,"uptime_seconds":0,"node":"a","redis_up":true}"#
         );
     }
 }

@@ -1,4 +1,4 @@
-//! Static files come from `--html-dir` with the right Content-Type (`/` and `/a.html` are `index.html`); missing files are 404, and neither `..` nor a symlink can leave the folder.
+//! Static files come from `--html-dir` with the right Content-Type (`/` is `index.html`; `/a.html` is `a.html`, or `index.html` where there is none); missing files are 404, and neither `..` nor a symlink can leave the folder.
 
 mod support;
 
@@ -37,6 +37,19 @@ fn index_and_files_with_their_types() {
     let (status, content_type, _) = server.get_typed("/app.js");
     assert_eq!(status, 200);
     assert!(content_type.contains("javascript"), "{content_type}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn a_html_is_its_own_file_when_there_is_one() {
+    let (root, html) = site();
+    std::fs::write(html.join("a.html"), "<p>raw echo page</p>\n").unwrap();
+    let server = TestServer::start(&["--html-dir", html.to_str().unwrap()]);
+    let (status, content_type, body) = server.get_typed("/a.html");
+    assert_eq!((status, content_type.as_str()), (200, "text/html; charset=utf-8"));
+    assert_eq!(body, b"<p>raw echo page</p>\n");
+    assert_eq!(server.get_typed("/").2, INDEX.as_bytes(), "/ stays index.html");
     drop(server);
     let _ = std::fs::remove_dir_all(root);
 }

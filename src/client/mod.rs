@@ -1,4 +1,5 @@
-//! One connected WebSocket client: who it is, and the single writer of its socket.
+//! One connected WebSocket client: who it is, what it subscribed to, and the
+//! single writer of its socket.
 //!
 //! The connection's reader thread is `session`; `outbox` is the only way bytes
 //! reach the socket.
@@ -8,10 +9,67 @@ pub mod outbox;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Instant, SystemTime};
 
+use tungstenite::protocol::frame::coding::CloseCode;
+
 pub use self::outbox::{Outbox, OutboxConfig};
+use crate::channel::ChannelSet;
+use crate::frame;
+
+/// How a client is written to, by the URL it connected to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `/echo`: each message as its own raw text or binary frame, on `all` only.
+    Echo,
+    /// `/ws/…`: each message as a JSON envelope in a text frame (`envelope`).
+    Ws,
+}
+
+impl Transport {
+    /// The name `/clients` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Echo => "echo",
+            Transport::Ws => "ws",
+        }
+    }
+}
+
+/// The set of an `/echo` client, shared by all of them: it costs no allocation per client.
+static ALL_ONLY: LazyLock<Arc<ChannelSet>> = LazyLock::new(|| Arc::new(ChannelSet::all_only()));
+
+/// What a connection subscribed to: its transport and its channels.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub transport: Transport,
+    /// `all` first; shared (not copied) by every map the client is in.
+    pub channels: Arc<ChannelSet>,
+}
+
+impl Subscription {
+    /// An `/echo` client: raw frames, `all` only.
+    pub fn echo() -> Subscription {
+        Subscription {
+            transport: Transport::Echo,
+            channels: Arc::clone(&ALL_ONLY),
+        }
+    }
+
+    /// A `/ws/…` client on `channels` (an `all`-only set is the shared one).
+    pub fn ws(channels: ChannelSet) -> Subscription {
+        let channels = if channels.len() == 1 {
+            Arc::clone(&ALL_ONLY)
+        } else {
+            Arc::new(channels)
+        };
+        Subscription {
+            transport: Transport::Ws,
+            channels,
+        }
+    }
+}
 
 /// A client's number: unique for the life of the server, never reused (addresses are).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,6 +128,7 @@ pub struct Client {
     /// When bytes last arrived from the peer.
     pub last_seen: Arc<LastSeen>,
     pub outbox: Arc<Outbox>,
+    pub subscription: Subscription,
 }
 
 impl Client {
@@ -80,6 +139,7 @@ impl Client {
         peer: SocketAddr,
         last_seen: Arc<LastSeen>,
         outbox: Arc<Outbox>,
+        subscription: Subscription,
     ) -> Client {
         Client {
             id,
@@ -88,7 +148,23 @@ impl Client {
             connected_at: SystemTime::now(),
             last_seen,
             outbox,
+            subscription,
         }
+    }
+
+    /// How it is written to.
+    pub fn transport(&self) -> Transport {
+        self.subscription.transport
+    }
+
+    /// Closes it with 1008 `kicked`, recording `reason` for its log line;
+    /// false if the server had already ended it for another reason.
+    pub fn kick(&self, reason: impl Into<String>) -> bool {
+        let first = self.mark_ended(reason);
+        if first {
+            self.outbox.close(frame::close(CloseCode::Policy, "kicked"));
+        }
+        first
     }
 
     /// Records why the server is ending this connection; true the first time only.

@@ -7,8 +7,10 @@
 //! included: so all clients of all nodes see the messages in the one order
 //! Redis gives its channel. Only `server.rs` knows this module exists.
 //!
-//! Channels (prefix `--redis-channel`, default `wspush`):
-//! - `<prefix>`: messages for every client, and the nodes' announcements;
+//! Redis channels (prefix `--redis-channel`, default `wspush`):
+//! - `<prefix>`: publishes to every wspush channel (each node offers them to
+//!   its own subscribers of that channel, giving them its own ids in the
+//!   order Redis delivers), and the nodes' announcements;
 //! - `<prefix>.node.<NODE>`: messages for one client of NODE, and the answers
 //!   (acks) to the ones NODE sent.
 //!
@@ -43,7 +45,7 @@ use self::members::{MemberInfo, MemberView, Members};
 use self::node::MAX_NODE_ID;
 use self::publisher::{link_slot, LinkSlot};
 use self::wire::SendResult;
-use crate::broadcast::Fanout;
+use crate::broadcast::{Delivered, Fanout};
 use crate::stop::StopToken;
 use crate::threads::{Role, ThreadSpawner};
 
@@ -108,8 +110,8 @@ impl ClusterSettings {
 /// What became of a message this node published, as its waiting HTTP thread learns it.
 #[derive(Debug)]
 enum Outcome {
-    /// A broadcast came back and was offered to this many local clients.
-    Fanned(usize),
+    /// A publish came back and was offered to this node's subscribers.
+    Fanned(Delivered),
     /// The node holding the client answered.
     Sent(SendResult),
 }

@@ -1,9 +1,10 @@
 //! Publishing through Redis: the cluster's side of `Publish`.
 //!
 //! A publish is PUBLISHed, and answered once its outcome is back:
-//! - a message for every client goes on the shared channel; the HTTP thread
-//!   waits for this node's own subscriber to fan it out, and answers
-//!   `{"clients": <clients on this node>, "nodes": <nodes Redis handed it to>}`;
+//! - a message for a channel (`all` included) goes on the shared Redis
+//!   channel; the HTTP thread waits for this node's own subscriber to fan it
+//!   out, and answers `{"clients": <subscribers on this node>, "id": <the id
+//!   this node gave it>, "nodes": <nodes Redis handed it to>}`;
 //! - a message for client `NODE-N` goes on NODE's channel. If Redis hands it to
 //!   no one, no node NODE is subscribed: 404. Otherwise NODE offers it to its
 //!   client and acks `delivered`, `refused` (closing or dropped as slow:
@@ -151,9 +152,10 @@ impl Cluster {
         Ok((receivers, outcome))
     }
 
-    /// Publishes a message for every client and waits for it to come back.
-    fn broadcast(&self, msg: &Payload) -> Result<Published, ClusterError> {
-        let body = Body::All {
+    /// Publishes a message for every subscriber of `channel` and waits for it to come back.
+    fn broadcast(&self, channel: &ChannelName, msg: &Payload) -> Result<Published, ClusterError> {
+        let body = Body::Publish {
+            channel: channel.clone(),
             kind: msg.kind,
             payload: &msg.bytes,
         };
@@ -163,9 +165,10 @@ impl Cluster {
                 log::warn!("cluster: redis handed a message to no subscriber, not even this node's");
                 Err(self.refuse())
             }
-            Some(Outcome::Fanned(clients)) => Ok(Published {
+            Some(Outcome::Fanned(delivered)) => Ok(Published {
+                clients: delivered.clients,
+                id: Some(delivered.id.to_string()),
                 nodes: Some(receivers),
-                ..Published::local(clients)
             }),
             _ => Err(ClusterError::NotReturned { receivers }),
         }
@@ -228,11 +231,7 @@ impl Drop for Waiting<'_> {
 /// A node of a cluster publishes through Redis.
 impl Publish for Cluster {
     fn publish(&self, channel: &ChannelName, msg: Payload) -> Result<Published, PublishError> {
-        if !channel.is_all() {
-            // No client is on any other channel yet.
-            return Ok(Published::local(0));
-        }
-        Ok(self.broadcast(&msg)?)
+        Ok(self.broadcast(channel, &msg)?)
     }
 
     fn send_to(&self, client: &str, msg: Payload) -> Result<Published, PublishError> {

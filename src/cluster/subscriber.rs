@@ -15,7 +15,7 @@ use super::{
     Cluster, Control, MemberInfo, Outcome, MAX_BACKOFF, MEMBER_WINDOW, MIN_BACKOFF, POLL, SILENCE_LIMIT,
 };
 use crate::client::ClientId;
-use crate::frame;
+use crate::publish::Payload;
 use crate::stop::StopToken;
 
 /// How a subscription ended.
@@ -165,7 +165,7 @@ fn handle(cluster: &Cluster, dedup: &mut Dedup, channel: &str, bytes: &[u8]) {
     };
     let mine = env.origin == &*cluster.id.node && env.boot == cluster.id.boot;
     // A publish retried on a fresh connection may arrive twice; deliver it once.
-    if matches!(env.body, Body::All { .. } | Body::One { .. }) && !dedup.first_time(env.boot, env.seq) {
+    if matches!(env.body, Body::Publish { .. } | Body::One { .. }) && !dedup.first_time(env.boot, env.seq) {
         log::info!(
             "cluster: dropped a repeat of message {} from node {}",
             env.seq,
@@ -174,10 +174,16 @@ fn handle(cluster: &Cluster, dedup: &mut Dedup, channel: &str, bytes: &[u8]) {
         return;
     }
     match env.body {
-        Body::All { kind, payload } => {
-            let clients = cluster.fanout.broadcast(&frame::data(kind, payload));
+        Body::Publish {
+            ref channel,
+            kind,
+            payload,
+        } => {
+            let delivered = cluster
+                .fanout
+                .publish_local(channel, &Payload::new(kind, payload));
             if mine {
-                cluster.complete(env.seq, Outcome::Fanned(clients));
+                cluster.complete(env.seq, Outcome::Fanned(delivered));
             }
         }
         Body::One { .. } => deliver_one(cluster, &env, mine, channel),
@@ -212,7 +218,7 @@ fn deliver_one(cluster: &Cluster, env: &wire::Envelope<'_>, mine: bool, channel:
     let result = if node == &*cluster.id.node {
         match cluster
             .fanout
-            .send_to_id(ClientId(client), &frame::data(kind, payload))
+            .send_to_id(ClientId(client), &Payload::new(kind, payload))
         {
             None => SendResult::Absent,
             Some(true) => SendResult::Delivered,

@@ -11,9 +11,10 @@
 //!   random per process start (a restarted node with the same id is another
 //!   boot); `seq`: decimal, counts up per boot in the order the node published.
 //! - types:
-//!   - `all text|binary` — a message for every client; body = the payload.
-//!     Published on the shared channel `<prefix>`.
-//!   - `one text|binary <client-id>` — a message for one client (`NODE-N`);
+//!   - `pub <channel> text|binary|json` — a message for every subscriber of
+//!     the wspush channel `<channel>` (`all`: every client); body = the
+//!     payload. Published on the shared channel `<prefix>`.
+//!   - `one text|binary|json <client-id>` — a message for one client (`NODE-N`);
 //!     body = the payload. Published on the holding node's channel `<prefix>.node.<NODE>`.
 //!   - `ack <boot> <seq> delivered|refused|absent` — the answer to a `one`,
 //!     published by the holding node on the asker's node channel; `<boot> <seq>`
@@ -28,6 +29,7 @@
 
 use std::fmt::Write as _;
 
+use crate::channel::ChannelName;
 use crate::frame::PayloadKind;
 
 /// The first token of every message: the format and its version.
@@ -68,8 +70,12 @@ impl SendResult {
 /// The part of a message that depends on its type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body<'a> {
-    /// For every client of every node.
-    All { kind: PayloadKind, payload: &'a [u8] },
+    /// For every subscriber of `channel` on every node.
+    Publish {
+        channel: ChannelName,
+        kind: PayloadKind,
+        payload: &'a [u8],
+    },
     /// For one client.
     One {
         kind: PayloadKind,
@@ -115,6 +121,7 @@ fn kind_str(kind: PayloadKind) -> &'static str {
     match kind {
         PayloadKind::Text => "text",
         PayloadKind::Binary => "binary",
+        PayloadKind::Json => "json",
     }
 }
 
@@ -122,6 +129,7 @@ fn parse_kind(s: &str) -> Option<PayloadKind> {
     match s {
         "text" => Some(PayloadKind::Text),
         "binary" => Some(PayloadKind::Binary),
+        "json" => Some(PayloadKind::Json),
         _ => None,
     }
 }
@@ -131,8 +139,12 @@ pub fn encode(env: &Envelope<'_>) -> Vec<u8> {
     let mut header = format!("{MAGIC} {} {:016x} {}", env.origin, env.boot, env.seq);
     // Writing into a String cannot fail.
     let body: &[u8] = match &env.body {
-        Body::All { kind, payload } => {
-            let _ = write!(header, " all {}", kind_str(*kind));
+        Body::Publish {
+            channel,
+            kind,
+            payload,
+        } => {
+            let _ = write!(header, " pub {channel} {}", kind_str(*kind));
             payload
         }
         Body::One {
@@ -186,7 +198,8 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, WireError> {
     let boot = parse_hex(next("no boot")?)?;
     let seq = next("no seq")?.parse().map_err(|_| WireError("bad seq"))?;
     let body = match next("no type")? {
-        "all" => Body::All {
+        "pub" => Body::Publish {
+            channel: ChannelName::new(next("no channel")?).map_err(|_| WireError("bad channel"))?,
             kind: parse_kind(next("no kind")?).ok_or(WireError("bad kind"))?,
             payload: body,
         },
@@ -247,13 +260,20 @@ mod tests {
 
     #[test]
     fn every_type_round_trips() {
-        round_trip(Body::All {
+        round_trip(Body::Publish {
+            channel: ChannelName::all(),
             kind: PayloadKind::Text,
             payload: "héllo\nworld".as_bytes(),
         });
-        round_trip(Body::All {
+        round_trip(Body::Publish {
+            channel: ChannelName::new("orders:eu").unwrap(),
             kind: PayloadKind::Binary,
             payload: &[0, 10, 255, b'\n'],
+        });
+        round_trip(Body::Publish {
+            channel: ChannelName::new("o").unwrap(),
+            kind: PayloadKind::Json,
+            payload: b"{}",
         });
         round_trip(Body::One {
             kind: PayloadKind::Text,
@@ -277,12 +297,13 @@ mod tests {
             origin: "a",
             boot: 1,
             seq: 3,
-            body: Body::All {
+            body: Body::Publish {
+                channel: ChannelName::new("orders").unwrap(),
                 kind: PayloadKind::Text,
                 payload: b"abc",
             },
         });
-        assert_eq!(bytes, b"wspush1 a 0000000000000001 3 all text\nabc");
+        assert_eq!(bytes, b"wspush1 a 0000000000000001 3 pub orders text\nabc");
     }
 
     #[test]
@@ -292,7 +313,9 @@ mod tests {
             b"hello",
             b"wspush2 a 1 1 all text\nx",
             b"wspush1 a zz 1 all text\n",
-            b"wspush1 a 1 1 all jpeg\n",
+            b"wspush1 a 1 1 pub all jpeg\n",
+            b"wspush1 a 1 1 pub a,b text\n",
+            b"wspush1 a 1 1 pub text\n",
             b"wspush1 a 1 1 one text 5\n",
             b"wspush1 a 1 1 bye extra\n",
             b"wspush1  1 1 bye\n",

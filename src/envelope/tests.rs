@@ -134,3 +134,26 @@ fn time<T>(rounds: u32, mut f: impl FnMut() -> T) -> u128 {
     samples.sort_unstable();
     samples[3]
 }
+
+#[test]
+fn subscribed_names_the_latest_id_and_every_channel() {
+    let channels = ChannelSet::parse("orders,billing", 16).unwrap();
+    let text = subscribed(&id(7), &channels);
+    assert_eq!(
+        parse(&text),
+        json!({"type": "subscribed", "id": "0123456789abcdef-7", "channels": ["all", "orders", "billing"]})
+    );
+}
+
+#[test]
+fn message_len_is_the_length_of_the_message() {
+    for data in [
+        Data::new(Payload::Text("héllo")),
+        Data::new(Payload::Binary(&[0, 255])),
+    ] {
+        for seq in [0, 9, 10, 123_456] {
+            let text = message(&orders(), &id(seq), &data);
+            assert_eq!(message_len(&orders(), &id(seq), &data), text.len());
+        }
+    }
+}

@@ -26,6 +26,7 @@ impl Epoch {
     }
 
     /// A given epoch (tests, and a restart that must keep its clients' ids).
+    #[cfg(test)]
     pub fn from_raw(raw: u64) -> Epoch {
         Epoch(raw)
     }

@@ -197,11 +197,13 @@ impl<F: HeldBytes> History<F> {
     }
 
     /// This server run's epoch.
+    #[cfg(test)]
     pub fn epoch(&self) -> Epoch {
         self.epoch
     }
 
     /// The limits it keeps.
+    #[cfg(test)]
     pub fn limits(&self) -> &HistoryLimits {
         &self.limits
     }

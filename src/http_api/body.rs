@@ -19,17 +19,22 @@ pub fn query_param(query: &str, key: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// The message a `/sendall` or `/send/{id}` request carries.
-pub fn publication(request: &mut Request, query: &str, max_body: usize) -> Result<Payload, ApiError> {
+/// The message a `/sendall`, `/publish/{channel}` or `/send/{id}` request carries.
+/// `path` is the request's, for the usage hint.
+pub fn publication(
+    request: &mut Request,
+    path: &str,
+    query: &str,
+    max_body: usize,
+) -> Result<Payload, ApiError> {
     let body = read_body(request, max_body)?;
     if body.is_empty() {
         return match query_param(query, "msg") {
             Some(msg) => Ok(Payload::new(PayloadKind::Text, msg.into_bytes())),
-            None => Err(ApiError::BadRequest(
-                "nothing to send: use GET /sendall?msg=TEXT, or POST the message as the body \
+            None => Err(ApiError::BadRequest(format!(
+                "nothing to send: use GET {path}?msg=TEXT, or POST the message as the body \
                  (application/json, application/octet-stream, or text)"
-                    .into(),
-            )),
+            ))),
         };
     }
     let content_type = header(request, "Content-Type").unwrap_or_default();
@@ -47,7 +52,7 @@ pub fn publication(request: &mut Request, query: &str, max_body: usize) -> Resul
                 .map_err(|e| ApiError::BadRequest(format!("JSON body is not valid UTF-8 ({e})")))?;
             serde_json::from_slice::<serde::de::IgnoredAny>(&body)
                 .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-            Ok(Payload::new(PayloadKind::Text, body))
+            Ok(Payload::new(PayloadKind::Json, body))
         }
         "application/octet-stream" => Ok(Payload::new(PayloadKind::Binary, body)),
         _ => match String::from_utf8(body) {

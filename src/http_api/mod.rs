@@ -4,9 +4,11 @@
 //! gets only requests the front door (`http_front`) read and checked, and
 //! looks each up in the route table (`routes`). A publish request becomes one
 //! `Payload` handed to the publisher (`publish::Publish`: this node's fan-out,
-//! or a relay); everything else reads the registry, the figures or files.
+//! or a relay); everything else reads the registry (`channels`: the channel
+//! list and kicks), the figures or files.
 
 mod body;
+mod channels;
 mod error;
 mod reply;
 mod routes;
@@ -22,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::pods::PodList;
 use crate::publish::Publish;
 use crate::registry::Registry;
+use crate::stats::Stats;
 use crate::stop::StopToken;
 use crate::threads::{Role, ThreadSpawner};
 
@@ -29,8 +32,10 @@ use crate::threads::{Role, ThreadSpawner};
 pub struct HttpContext {
     /// Where publishes go.
     pub publisher: Arc<dyn Publish>,
-    /// Listed by `/clients`.
+    /// Listed by `/clients` and `/channels`, kicked by `DELETE /clients/{id}`.
     pub clients: Arc<Registry>,
+    /// Where kicks are counted.
+    pub stats: Arc<Stats>,
     pub metrics: Arc<Metrics>,
     pub pods: PodList,
     pub html_dir: PathBuf,

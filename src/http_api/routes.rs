@@ -8,9 +8,9 @@ use tiny_http::{Method, Request};
 use super::body::{self, publication};
 use super::error::ApiError;
 use super::reply::Reply;
-use super::{static_files, HttpContext};
+use super::{channels, static_files, HttpContext};
 use crate::channel::ChannelName;
-use crate::publish::Health;
+use crate::publish::{Health, Payload, Published};
 
 /// Which request paths a route answers.
 enum PathMatch {
@@ -31,11 +31,11 @@ enum Auth {
 }
 
 /// One request as a handler sees it.
-struct Call<'a> {
-    path: &'a str,
-    query: &'a str,
+pub(super) struct Call<'a> {
+    pub(super) path: &'a str,
+    pub(super) query: &'a str,
     /// What followed a `Prefix` route's prefix.
-    rest: &'a str,
+    pub(super) rest: &'a str,
 }
 
 type Handler = fn(&mut Request, &Call<'_>, &HttpContext) -> Result<Reply, ApiError>;
@@ -52,6 +52,7 @@ struct Route {
 const READ: &[Method] = &[Method::Get, Method::Head];
 const GET_OR_POST: &[Method] = &[Method::Get, Method::Post];
 const POST: &[Method] = &[Method::Post];
+const DELETE: &[Method] = &[Method::Delete];
 
 const fn route(
     path: PathMatch,
@@ -86,7 +87,35 @@ static ROUTES: &[Route] = &[
     ),
     route(PathMatch::Exact("/pods"), READ, "GET", Auth::Token, pods),
     route(PathMatch::Prefix("/send/"), POST, "POST", Auth::Token, send_one),
+    route(
+        PathMatch::Prefix("/publish/"),
+        GET_OR_POST,
+        "GET, POST",
+        Auth::Token,
+        channels::publish,
+    ),
+    route(
+        PathMatch::Exact("/channels"),
+        READ,
+        "GET",
+        Auth::Token,
+        channels::list,
+    ),
+    route(
+        PathMatch::Prefix("/channels/"),
+        READ,
+        "GET",
+        Auth::Token,
+        channels::one,
+    ),
     route(PathMatch::Exact("/clients"), READ, "GET", Auth::Token, clients),
+    route(
+        PathMatch::Prefix("/clients/"),
+        DELETE,
+        "DELETE",
+        Auth::Token,
+        channels::kick,
+    ),
     route(PathMatch::Exact("/stats"), READ, "GET", Auth::Token, stats),
     route(PathMatch::Exact("/metrics"), READ, "GET", Auth::Token, metrics),
     route(PathMatch::Exact("/healthz"), READ, "GET", Auth::Open, healthz),
@@ -149,13 +178,22 @@ fn bearer(header: &str) -> &str {
 }
 
 fn send_all(request: &mut Request, call: &Call<'_>, ctx: &HttpContext) -> Result<Reply, ApiError> {
-    let msg = publication(request, call.query, ctx.max_body)?;
-    Reply::json(&ctx.publisher.publish(&ChannelName::all(), msg)?)
+    let msg = publication(request, call.path, call.query, ctx.max_body)?;
+    broadcast(ctx, msg)
 }
 
 fn send_pods(_: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Result<Reply, ApiError> {
-    let msg = ctx.pods.payload.clone();
-    Reply::json(&ctx.publisher.publish(&ChannelName::all(), msg)?)
+    broadcast(ctx, ctx.pods.payload.clone())
+}
+
+/// Publishes to `all`, answering as `/sendall` always has: without the id
+/// (`/publish/all` answers it).
+fn broadcast(ctx: &HttpContext, msg: Payload) -> Result<Reply, ApiError> {
+    let published = ctx.publisher.publish(&ChannelName::all(), msg)?;
+    Reply::json(&Published {
+        id: None,
+        ..published
+    })
 }
 
 fn pods(_: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Result<Reply, ApiError> {
@@ -163,7 +201,7 @@ fn pods(_: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Result<Reply, ApiEr
 }
 
 fn send_one(request: &mut Request, call: &Call<'_>, ctx: &HttpContext) -> Result<Reply, ApiError> {
-    let msg = publication(request, call.query, ctx.max_body)?;
+    let msg = publication(request, call.path, call.query, ctx.max_body)?;
     Reply::json(&ctx.publisher.send_to(call.rest, msg)?)
 }
 
@@ -173,6 +211,10 @@ struct ClientInfo {
     peer: String,
     connected_since: String,
     queued: usize,
+    /// `all` first.
+    channels: Vec<String>,
+    /// `echo` (raw frames) or `ws` (envelopes).
+    transport: &'static str,
 }
 
 fn clients(_: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Result<Reply, ApiError> {
@@ -185,6 +227,8 @@ fn clients(_: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Result<Reply, Ap
             peer: c.peer.to_string(),
             connected_since: humantime::format_rfc3339_seconds(c.connected_at).to_string(),
             queued: c.outbox.pending(),
+            channels: c.subscription.channels.iter().map(|n| n.to_string()).collect(),
+            transport: c.transport().as_str(),
         })
         .collect();
     Reply::json(&list)

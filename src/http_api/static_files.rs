@@ -7,13 +7,15 @@ use std::path::{Component, Path, PathBuf};
 use super::error::ApiError;
 use super::reply::Reply;
 
-/// The file for a URL path: `/` and `/a.html` (the tutorial's name) are `index.html`.
+/// The file for a URL path: `/` is `index.html`; `/a.html` (the tutorial's
+/// name) is `a.html`, or `index.html` when the folder has no `a.html`.
 pub fn serve(root: &Path, url_path: &str) -> Result<Reply, ApiError> {
     let decoded = percent_encoding::percent_decode_str(url_path)
         .decode_utf8()
         .map_err(|_| ApiError::BadRequest("path is not valid UTF-8".into()))?;
     let relative = match decoded.as_ref() {
-        "/" | "/a.html" => "index.html",
+        "/" => "index.html",
+        "/a.html" if !root.join("a.html").is_file() => "index.html",
         other => other.trim_start_matches('/'),
     };
     let traversal = || ApiError::Traversal(decoded.to_string());

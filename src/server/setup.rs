@@ -17,8 +17,10 @@ use crate::broadcast::Fanout;
 use crate::client::OutboxConfig;
 use crate::config::Config;
 use crate::frame::{self, EncodedFrame};
+use crate::history::HistoryLimits;
 use crate::http_api::HttpContext;
 use crate::http_front::{self, FrontDoor, SocketDir};
+use crate::join::JoinContext;
 use crate::limits::Ceilings;
 use crate::metrics::Metrics;
 use crate::origin::OriginPolicy;
@@ -27,6 +29,7 @@ use crate::pods::PodList;
 use crate::publish::Publish;
 use crate::registry::Registry;
 use crate::session::handshake::{HandshakeSettings, WS_PATH};
+use crate::session::target::TargetLimits;
 use crate::session::SessionContext;
 use crate::stats::Stats;
 use crate::stop::StopToken;
@@ -67,7 +70,7 @@ impl Core {
             config.writer_stack_kib * 1024,
             stats.thread_spawn_failures.clone(),
         );
-        let registry = Registry::new(max_clients, id_prefix);
+        let registry = Registry::new(max_clients, id_prefix, history_limits(config));
         let fanout_threads = match config.fanout_threads {
             Some(n) => usize::from(n),
             None => thread::available_parallelism().map_or(1, |n| n.get()),
@@ -88,10 +91,26 @@ impl Core {
     }
 }
 
+/// The history's limits, from the flags.
+fn history_limits(config: &Config) -> HistoryLimits {
+    HistoryLimits {
+        size: config.history_size as usize,
+        ttl: config.history_ttl,
+        bytes: usize::try_from(config.history_bytes).unwrap_or(usize::MAX),
+        recovery_max: config.recovery_max as usize,
+    }
+}
+
 pub(super) fn session_context(config: &Config, core: &Core, stop: StopToken) -> SessionContext {
+    let queue_len = config.queue_len as usize;
+    let queue_bytes = usize::try_from(config.queue_bytes).unwrap_or(usize::MAX);
     SessionContext {
         handshake: HandshakeSettings {
             origins: OriginPolicy::from_flags(&config.allowed_origins),
+            targets: TargetLimits {
+                max_channels: usize::from(config.max_channels_per_client),
+                recovery_max: config.recovery_max as usize,
+            },
             ws_config: WebSocketConfig::default()
                 .read_buffer_size(config.read_buffer_bytes)
                 .write_buffer_size(WS_WRITE_BUFFER)
@@ -101,12 +120,17 @@ pub(super) fn session_context(config: &Config, core: &Core, stop: StopToken) -> 
             timeout: config.handshake_timeout,
         },
         write_timeout: config.write_timeout,
-        registry: Arc::clone(&core.registry),
+        join: JoinContext {
+            registry: Arc::clone(&core.registry),
+            stats: Arc::clone(&core.stats),
+            queue_len,
+            queue_bytes,
+        },
         fanout: core.fanout.clone(),
         stats: Arc::clone(&core.stats),
         outbox: Arc::new(OutboxConfig {
-            queue_len: config.queue_len as usize,
-            queue_bytes: usize::try_from(config.queue_bytes).unwrap_or(usize::MAX),
+            queue_len,
+            queue_bytes,
             write_timeout: config.write_timeout,
             spawner: core.spawner.clone(),
             stats: Arc::clone(&core.stats),
@@ -140,6 +164,7 @@ pub(super) fn http_context(
     HttpContext {
         publisher,
         clients: Arc::clone(&core.registry),
+        stats: Arc::clone(&core.stats),
         metrics,
         pods,
         html_dir: config.html_dir.clone(),

@@ -1,7 +1,9 @@
 //! The WebSocket handshake on a new connection: path, origin, deadline, bad requests.
 //!
-//! tungstenite parses the upgrade request; our callback answers 404 for paths
-//! other than `/echo`, 403 for a refused origin and 503 while shutting down.
+//! tungstenite parses the upgrade request; our callback reads its target
+//! (`target`: `/echo` or `/ws/{channels}`), and answers 404 for other paths,
+//! 400 for a bad channel list or `last`, 403 for a refused origin and 503
+//! while shutting down.
 //! Requests tungstenite itself refuses (no key, wrong version, not HTTP) get a
 //! 400 or 426 written here, since it answers those with nothing. The whole
 //! handshake must finish before a deadline, however slowly bytes trickle in.
@@ -19,15 +21,18 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Error, WebSocket};
 
 use super::io::ConnIo;
+use super::target::{self, BadTarget, TargetLimits, Wanted, ECHO_PATH};
 use crate::http_error::{error_json, error_response};
 use crate::origin::OriginPolicy;
 
-/// The one path WebSocket clients connect to.
-pub const WS_PATH: &str = "/echo";
+/// The path of raw-frame clients (the page's `/config.json` names it).
+pub const WS_PATH: &str = ECHO_PATH;
 
 /// What the handshake checks besides the protocol itself.
 pub struct HandshakeSettings {
     pub origins: OriginPolicy,
+    /// The caps on a `/ws/…` target.
+    pub targets: TargetLimits,
     pub ws_config: WebSocketConfig,
     /// The whole handshake must finish within this (`--handshake-timeout`).
     pub timeout: Duration,
@@ -48,8 +53,11 @@ pub enum Rejection {
 /// Why a handshake was answered with an error status; its text is the body's `error`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("no WebSocket endpoint at {0}; connect to {WS_PATH}")]
+    #[error("no WebSocket endpoint at {0}; connect to {WS_PATH} or /ws/{{channel}}")]
     NoEndpoint(String),
+    /// The channels or `last` of a `/ws/…` target; the reason.
+    #[error("{0}")]
+    BadTarget(String),
     #[error("origin {0} is not allowed")]
     Origin(String),
     #[error("server is shutting down")]
@@ -67,24 +75,29 @@ impl Refusal {
             Refusal::Origin(_) => 403,
             Refusal::ShuttingDown => 503,
             Refusal::Version => 426,
-            Refusal::BadUpgrade(_) => 400,
+            Refusal::BadUpgrade(_) | Refusal::BadTarget(_) => 400,
         }
     }
 }
 
-/// Runs the server side of the handshake on `io`, before its deadline.
+/// Runs the server side of the handshake on `io`, before its deadline;
+/// returns the connection and what its target asked for.
 // tungstenite's callback type fixes the large error response type.
 #[allow(clippy::result_large_err)]
 pub fn accept(
     io: ConnIo,
     settings: &HandshakeSettings,
     shutting_down: bool,
-) -> Result<WebSocket<ConnIo>, Rejection> {
+) -> Result<(WebSocket<ConnIo>, Wanted), Rejection> {
     let stream = Arc::clone(io.stream());
-    // The callback's typed reason, kept beside tungstenite's HTTP response.
+    // The callback's typed outcome, kept beside tungstenite's HTTP response.
     let refused = Cell::new(None);
-    let callback = |req: &Request, resp: Response| match check(req, &settings.origins, shutting_down) {
-        Ok(()) => Ok(resp),
+    let wanted = Cell::new(None);
+    let callback = |req: &Request, resp: Response| match check(req, settings, shutting_down) {
+        Ok(target) => {
+            wanted.set(Some(target));
+            Ok(resp)
+        }
         Err(refusal) => {
             let answer = refusal_response(&refusal);
             refused.set(Some(refusal));
@@ -94,7 +107,13 @@ pub fn accept(
     let mut attempt = tungstenite::accept_hdr_with_config(io, callback, Some(settings.ws_config));
     loop {
         match attempt {
-            Ok(ws) => return Ok(ws),
+            Ok(ws) => {
+                // The callback ran and accepted, or there would be no WebSocket.
+                let target = wanted
+                    .take()
+                    .ok_or_else(|| Rejection::Refused(Refusal::BadUpgrade("no request target".into())))?;
+                return Ok((ws, target));
+            }
             // A socket timeout (set by `ConnIo` to the time left) ran out.
             Err(HandshakeError::Interrupted(mid)) => attempt = mid.handshake(),
             Err(HandshakeError::Failure(err)) => return Err(failure(&stream, err, refused.take())),
@@ -102,18 +121,20 @@ pub fn accept(
     }
 }
 
-fn check(req: &Request, origins: &OriginPolicy, shutting_down: bool) -> Result<(), Refusal> {
-    if req.uri().path() != WS_PATH {
-        return Err(Refusal::NoEndpoint(req.uri().path().to_owned()));
-    }
+fn check(req: &Request, settings: &HandshakeSettings, shutting_down: bool) -> Result<Wanted, Refusal> {
+    let path = req.uri().path();
+    let wanted = target::parse(path, req.uri().query(), &settings.targets).map_err(|bad| match bad {
+        BadTarget::NoEndpoint => Refusal::NoEndpoint(path.to_owned()),
+        BadTarget::Invalid(reason) => Refusal::BadTarget(reason),
+    })?;
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if !origins.allows(header("origin"), header("host")) {
+    if !settings.origins.allows(header("origin"), header("host")) {
         return Err(Refusal::Origin(header("origin").unwrap_or("?").to_owned()));
     }
     if shutting_down {
         return Err(Refusal::ShuttingDown);
     }
-    Ok(())
+    Ok(wanted)
 }
 
 fn refusal_response(refusal: &Refusal) -> ErrorResponse {

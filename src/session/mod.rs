@@ -6,6 +6,7 @@
 
 pub mod handshake;
 mod io;
+pub mod target;
 
 use std::io::{self as stdio, Read};
 use std::net::{SocketAddr, TcpStream};
@@ -19,10 +20,13 @@ use tungstenite::{Error, Message, WebSocket};
 
 use self::handshake::HandshakeSettings;
 use self::io::ConnIo;
+use self::target::Wanted;
 use crate::broadcast::Fanout;
-use crate::client::{Client, LastSeen, Outbox, OutboxConfig, ShownId};
+use crate::client::{Client, LastSeen, Outbox, OutboxConfig, ShownId, Subscription, Transport};
 use crate::frame::{self, EncodedFrame, PayloadKind};
-use crate::registry::{Registry, Slot};
+use crate::join::{self, JoinContext};
+use crate::message;
+use crate::registry::Slot;
 use crate::stats::Stats;
 use crate::stop::StopToken;
 
@@ -34,7 +38,8 @@ pub struct SessionContext {
     pub handshake: HandshakeSettings,
     /// How long one blocked write may take (`--write-timeout`).
     pub write_timeout: Duration,
-    pub registry: Arc<Registry>,
+    /// Registers a client on its channels, with what it is owed first.
+    pub join: JoinContext,
     /// Where echoes and owed replies are offered.
     pub fanout: Fanout,
     pub stats: Arc<Stats>,
@@ -48,13 +53,13 @@ pub struct SessionContext {
 pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, ctx: &SessionContext) {
     let stream = Arc::new(stream);
     let last_seen = Arc::new(LastSeen::now());
-    let Some(mut ws) = handshake(&stream, peer, &last_seen, ctx) else {
+    let Some((mut ws, wanted)) = handshake(&stream, peer, &last_seen, ctx) else {
         return;
     };
-    let client = new_client(&stream, peer, last_seen, ctx);
-    let registration = ctx.registry.register(Arc::clone(&client));
+    let client = new_client(&stream, peer, last_seen, wanted.subscription, ctx);
+    let (registration, joined) = join::join(&ctx.join, Arc::clone(&client), &wanted.start);
     ctx.stats.connections_accepted.inc();
-    log::info!("{client} connected");
+    log::info!("{client} connected{}{joined}", on_channels(&client));
     if ctx.stop.is_stopped() {
         // Registered after shutdown sent its Close frames: send ours.
         client.mark_ended("server shutting down");
@@ -79,16 +84,27 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, ctx: &SessionContext
     }
 }
 
+/// ` on all,orders` for a `/ws/…` client, nothing for `/echo`.
+fn on_channels(client: &Client) -> String {
+    match client.transport() {
+        Transport::Echo => String::new(),
+        Transport::Ws => {
+            let names: Vec<&str> = client.subscription.channels.iter().map(|c| c.as_str()).collect();
+            format!(" on {}", names.join(","))
+        }
+    }
+}
+
 /// The handshake, and the socket made ready for a client; `None` (logged) if refused or failed.
 fn handshake(
     stream: &Arc<TcpStream>,
     peer: SocketAddr,
     last_seen: &Arc<LastSeen>,
     ctx: &SessionContext,
-) -> Option<WebSocket<ConnIo>> {
+) -> Option<(WebSocket<ConnIo>, Wanted)> {
     let deadline = Instant::now() + ctx.handshake.timeout;
     let io = ConnIo::handshaking(Arc::clone(stream), Arc::clone(last_seen), deadline);
-    let mut ws = match handshake::accept(io, &ctx.handshake, ctx.stop.is_stopped()) {
+    let (mut ws, wanted) = match handshake::accept(io, &ctx.handshake, ctx.stop.is_stopped()) {
         Ok(ws) => ws,
         Err(rejection) => {
             ctx.stats.handshakes_rejected.inc();
@@ -101,20 +117,22 @@ fn handshake(
         return None;
     }
     ws.get_mut().handshake_done();
-    Some(ws)
+    Some((ws, wanted))
 }
 
 fn new_client(
     stream: &Arc<TcpStream>,
     peer: SocketAddr,
     last_seen: Arc<LastSeen>,
+    subscription: Subscription,
     ctx: &SessionContext,
 ) -> Arc<Client> {
-    let id = ctx.registry.next_id();
-    let prefix = ctx.registry.id_prefix();
+    let registry = &ctx.join.registry;
+    let id = registry.next_id();
+    let prefix = registry.id_prefix();
     let label = ShownId::new(prefix.as_deref(), id).to_string();
     let outbox = Arc::new(Outbox::new(Arc::clone(stream), Arc::clone(&ctx.outbox), label));
-    Arc::new(Client::new(id, prefix, peer, last_seen, outbox))
+    Arc::new(Client::new(id, prefix, peer, last_seen, outbox, subscription))
 }
 
 fn prepare_socket(stream: &TcpStream, write_timeout: Duration) -> stdio::Result<()> {
@@ -145,12 +163,16 @@ fn read_until_closed(ws: &mut WebSocket<ConnIo>, client: &Arc<Client>, fanout: &
                 }
             }
         }
+        let transport = client.transport();
         match result {
             Ok(Message::Text(text)) => {
-                fanout.offer(client, &frame::data(PayloadKind::Text, text.as_bytes()));
+                fanout.offer(
+                    client,
+                    &message::echo(PayloadKind::Text, text.as_bytes(), transport),
+                );
             }
             Ok(Message::Binary(data)) => {
-                fanout.offer(client, &frame::data(PayloadKind::Binary, &data));
+                fanout.offer(client, &message::echo(PayloadKind::Binary, &data, transport));
             }
             Ok(_) => {}
             Err(err) => {

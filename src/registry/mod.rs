@@ -1,21 +1,26 @@
-//! Who is connected: the map from client id to client, and the connection limit.
+//! Who is connected and to what, under one lock, and the connection limit.
 //!
-//! The map's lock is held only for non-blocking work: inserting, removing, and
-//! the fan-out's offers (which never block; see `client::outbox`). Taking one
-//! lock for a whole broadcast is what gives every client the same order.
+//! The lock guards the `Hub`: every client, every channel's subscribers and
+//! the history. It is held only for non-blocking work: joins and leaves,
+//! storing a message, and the fan-out's offers (which never block; see
+//! `client::outbox`). Taking one lock for a whole publish is what gives every
+//! client the same order.
 
-use std::collections::HashMap;
+mod hub;
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+pub use self::hub::{ChannelView, Hub};
 use crate::client::{Client, ClientId};
+use crate::history::{HistoryLimits, HistoryTotals};
 
 /// Every connected client, and the count of slots taken (connected or handshaking).
 pub struct Registry {
-    clients: Mutex<HashMap<ClientId, Arc<Client>>>,
+    hub: Mutex<Hub>,
     emptied: Condvar,
     next_id: AtomicU64,
     /// Shown before every client id (`a-7`): a cluster node's id.
@@ -50,9 +55,9 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let mut clients = self.registry.lock();
-        clients.remove(&self.client.id);
-        if clients.is_empty() {
+        let mut hub = self.registry.lock();
+        hub.remove(&self.client);
+        if hub.is_empty() {
             self.registry.emptied.notify_all();
         }
     }
@@ -60,10 +65,11 @@ impl Drop for Registration {
 
 impl Registry {
     /// An empty registry admitting at most `max_clients` connections, whose
-    /// clients are shown as `PREFIX-N` when `id_prefix` is given.
-    pub fn new(max_clients: usize, id_prefix: Option<Arc<str>>) -> Arc<Registry> {
+    /// clients are shown as `PREFIX-N` when `id_prefix` is given, keeping
+    /// history within `limits`.
+    pub fn new(max_clients: usize, id_prefix: Option<Arc<str>>, limits: HistoryLimits) -> Arc<Registry> {
         Arc::new(Registry {
-            clients: Mutex::new(HashMap::new()),
+            hub: Mutex::new(Hub::new(limits)),
             emptied: Condvar::new(),
             next_id: AtomicU64::new(1),
             id_prefix,
@@ -96,13 +102,22 @@ impl Registry {
         self.id_prefix.clone()
     }
 
-    /// Adds a client whose handshake completed.
-    pub fn register(self: &Arc<Self>, client: Arc<Client>) -> Registration {
-        self.lock().insert(client.id, Arc::clone(&client));
-        Registration {
+    /// Adds a client whose handshake completed, after `first` ran under the
+    /// same lock (what a joining client is sent before live messages).
+    pub fn register<R>(
+        self: &Arc<Self>,
+        client: Arc<Client>,
+        first: impl FnOnce(&mut Hub, &Arc<Client>) -> R,
+    ) -> (Registration, R) {
+        let mut hub = self.lock();
+        let before = first(&mut hub, &client);
+        hub.insert(&client);
+        drop(hub);
+        let registration = Registration {
             registry: Arc::clone(self),
             client,
-        }
+        };
+        (registration, before)
     }
 
     /// Clients connected now.
@@ -112,29 +127,37 @@ impl Registry {
 
     /// The client with this id, if connected.
     pub fn get(&self, id: ClientId) -> Option<Arc<Client>> {
-        self.lock().get(&id).cloned()
+        self.lock().get(id).cloned()
     }
 
     /// Every connected client, sorted by id, for listing outside the lock.
     pub fn snapshot(&self) -> Vec<Arc<Client>> {
-        let mut all: Vec<_> = self.lock().values().cloned().collect();
+        let mut all: Vec<_> = self.lock().clients().cloned().collect();
         all.sort_by_key(|c| c.id);
         all
     }
 
     /// Runs `f` on every client under the lock. `f` must not block.
     pub fn for_each(&self, mut f: impl FnMut(&Arc<Client>)) {
-        for client in self.lock().values() {
+        for client in self.lock().clients() {
             f(client);
         }
     }
 
-    /// Runs `f` under the lock with every client, in no set order. `f` must
-    /// not block; it may share the slice with threads it joins before returning.
-    pub fn with_all<R>(&self, f: impl FnOnce(&[&Arc<Client>]) -> R) -> R {
-        let clients = self.lock();
-        let all: Vec<&Arc<Client>> = clients.values().collect();
-        f(&all)
+    /// Runs `f` under the lock. `f` must not block; it may share what it
+    /// borrows with threads it joins before returning.
+    pub fn with_hub<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// Totals of the history (`/stats`, `/metrics`).
+    pub fn history_totals(&self) -> HistoryTotals {
+        self.lock().history.totals()
+    }
+
+    /// Drops stored messages past `--history-ttl` (the pinger's tick); how many.
+    pub fn expire_history(&self, now: Instant) -> usize {
+        self.lock().history.expire(now)
     }
 
     /// Waits until no connection is left, registered or still handshaking (a
@@ -142,19 +165,19 @@ impl Registry {
     /// `timeout` passes; true if emptied.
     pub fn wait_empty(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut clients = self.lock();
-        while !clients.is_empty() || self.slots_taken.load(SeqCst) > 0 {
+        let mut hub = self.lock();
+        while !hub.is_empty() || self.slots_taken.load(SeqCst) > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
-            self.emptied.wait_for(&mut clients, left);
+            self.emptied.wait_for(&mut hub, left);
         }
         true
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<ClientId, Arc<Client>>> {
-        self.clients.lock()
+    fn lock(&self) -> MutexGuard<'_, Hub> {
+        self.hub.lock()
     }
 }
 
@@ -164,7 +187,7 @@ mod tests {
 
     #[test]
     fn slots_stop_at_the_limit_and_come_back_when_dropped() {
-        let registry = Registry::new(2, None);
+        let registry = Registry::new(2, None, HistoryLimits::default());
         let a = registry.reserve().expect("first slot");
         let b = registry.reserve().expect("second slot");
         assert!(registry.reserve().is_none(), "the limit holds");
@@ -176,7 +199,7 @@ mod tests {
 
     #[test]
     fn wait_empty_waits_for_a_handshaking_slot() {
-        let registry = Registry::new(1, None);
+        let registry = Registry::new(1, None, HistoryLimits::default());
         let slot = registry.reserve().expect("slot");
         assert!(!registry.wait_empty(Duration::from_millis(20)), "a slot is taken");
         let waiter = {
@@ -189,7 +212,7 @@ mod tests {
 
     #[test]
     fn ids_count_up_and_are_never_reused() {
-        let registry = Registry::new(1, Some("a".into()));
+        let registry = Registry::new(1, Some("a".into()), HistoryLimits::default());
         assert_eq!(registry.next_id(), ClientId(1));
         assert_eq!(registry.next_id(), ClientId(2));
         assert_eq!(registry.id_prefix().as_deref(), Some("a"));

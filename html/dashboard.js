@@ -7,7 +7,6 @@ import { subscribe, subscribeUrl, retryDelay } from './wspush.js';
 
 const MAX_ENTRIES = 500;
 const HISTORY_ON_LOAD = 50;
-const FILE_FALLBACK_BASE = 'ws://localhost:8080';
 const POD_FIELDS = ['PodName', 'PodImage', 'PodNode'];
 
 const byId = (id) => document.getElementById(id);
@@ -33,13 +32,11 @@ let timesLive = 0;
 let firstReplayed = null; // the entry of the first message replayed since the last "live"
 let countdown = null;
 
-// `?ws=` (the WebSocket port's base URL, e.g. ws://host:8080) wins; a page opened
-// as a file uses the tutorial's address; a page served by wspush asks the
-// server which port the WebSocket listens on.
+// `?ws=` (the WebSocket port's base URL, e.g. ws://host:8080) wins; otherwise
+// the server that serves the page says which port the WebSocket listens on.
 async function serverBase() {
   const override = new URLSearchParams(location.search).get('ws');
   if (override) return override;
-  if (location.protocol === 'file:') return FILE_FALLBACK_BASE;
   const response = await fetch('/config.json', { cache: 'no-store', signal: AbortSignal.timeout(5000) });
   if (!response.ok) throw new Error('/config.json answered ' + response.status);
   const config = await response.json();
@@ -230,4 +227,6 @@ ui.form.addEventListener('submit', (event) => {
   ui.input.focus();
 });
 
-start(0);
+// A page opened as a file has nothing to ask (index.html says so); browsers
+// that load modules from files at all get here.
+if (location.protocol !== 'file:') start(0);

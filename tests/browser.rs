@@ -114,6 +114,28 @@ fn kicked_page_recovers_the_20_messages_sent_while_away() {
         "the marker line heads what was recovered"
     );
     assert_eq!(received(&page), "24");
+    page.eval("document.querySelector('#messages > .marker').scrollIntoView({ block: 'center' })");
+    page.screenshot();
+}
+
+/// A page that has received nothing yet resumes from the server's
+/// `subscribed` message: without it, it would ask for nothing and miss these.
+#[test]
+fn quiet_page_recovers_what_was_sent_while_away() {
+    let Some(page) = Browser::launch("quiet_page_recovers_what_was_sent_while_away") else {
+        return;
+    };
+    let server = TestServer::start(&[]);
+    open_live(&page, &server);
+    while_away(&page, &server, || {
+        ["one", "two", "three"]
+            .iter()
+            .for_each(|m| sendall(&server, m, 0))
+    });
+    wait_live(&page, 1);
+    wait_entry(&page, "three");
+    assert_eq!(entries(&page), ["one", "two", "three"]);
+    assert_eq!(markers(&page), ["3 missed messages recovered"]);
     page.screenshot();
 }
 
@@ -513,14 +535,14 @@ fn ws_query_parameter_overrides_the_discovered_socket() {
 }
 
 #[test]
-fn page_opened_as_a_file_uses_localhost_8080() {
-    let Some(page) = Browser::launch("page_opened_as_a_file_uses_localhost_8080") else {
+fn page_opened_as_a_file_says_where_to_open_it() {
+    let Some(page) = Browser::launch("page_opened_as_a_file_says_where_to_open_it") else {
         return;
     };
     page.open(&file_url("index.html"));
     page.wait_for(
-        "the fallback address",
-        "document.getElementById('ws-url').textContent === 'ws://localhost:8080/ws/all'",
+        "the hint",
+        "document.getElementById('state').textContent.startsWith(\"open this page from wspush's side port\")",
     );
     page.screenshot();
 }

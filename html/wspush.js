@@ -103,7 +103,7 @@ export function subscribe(url, channels, options = {}) {
     const delay = retryDelay(link.failures);
     link.failures += 1;
     report({ state: 'reconnecting', delay, attempt: link.failures, reason, code });
-    link.timer = setTimeout(connect, delay);
+    if (!link.closed) link.timer = setTimeout(connect, delay);
   };
 
   const deliver = (event) => {
@@ -120,6 +120,7 @@ export function subscribe(url, channels, options = {}) {
     link.timer = null;
     const target = subscribeUrl(url, names, cursor.next());
     report({ state: 'connecting', url: target });
+    if (link.closed) return; // onStatus called close()
     let ws;
     try {
       ws = new WebSocket(target);

@@ -5,6 +5,8 @@
 //! does it on panic too). With `CI=true` a missing `redis-server` fails these
 //! tests; elsewhere they print one skip line and pass.
 
+#[path = "support/channels.rs"]
+mod channels;
 mod support;
 
 use std::collections::HashSet;
@@ -289,6 +291,56 @@ fn a_publish_on_either_node_reaches_every_client_of_both_once() {
         "{view}"
     );
     assert_eq!(view["nodes"][0]["http"], format!("http://{}/", a.http), "{view}");
+}
+
+#[test]
+fn a_channel_publish_reaches_its_subscribers_on_both_nodes() {
+    let Some(redis) = RedisServer::start("a_channel_publish_reaches_its_subscribers_on_both_nodes") else {
+        return;
+    };
+    let a = node(&redis, "a");
+    let b = node(&redis, "b");
+    let (mut a_orders, _) = channels::Sub::joined(&a, "orders");
+    let (mut a_billing, _) = channels::Sub::joined(&a, "billing");
+    let (mut b_orders, _) = channels::Sub::joined(&b, "orders");
+    let mut b_echo = b.client();
+    b.wait_clients(2);
+
+    let (status, body) = b.post("/publish/orders", "application/json", br#"{"n":1}"#);
+    assert_eq!(status, 200, "{body}");
+    let answer = json(&body);
+    assert_eq!(
+        (answer["clients"].as_u64(), answer["nodes"].as_u64()),
+        (Some(1), Some(2)),
+        "{answer}"
+    );
+    let on_b = b_orders.next_message();
+    assert_eq!(
+        (on_b.channel.as_str(), &on_b.data),
+        ("orders", &serde_json::json!({"n": 1}))
+    );
+    assert_eq!(answer["id"], on_b.id, "the answer carries the id b gave it");
+    let on_a = a_orders.next_message();
+    assert_eq!(on_a.data, on_b.data, "JSON stays JSON through Redis");
+    assert_ne!(
+        channels::epoch_of(&on_a.id),
+        channels::epoch_of(&on_b.id),
+        "each node gives its own ids"
+    );
+
+    let (clients, _) = channels::publish(&a, "billing", "bill");
+    assert_eq!(clients, 1);
+    assert_eq!(sendall(&b, "everyone")["clients"], 2);
+    assert_eq!(a_billing.next_message().data, "bill");
+    for sub in [&mut a_orders, &mut a_billing, &mut b_orders] {
+        let m = sub.next_message();
+        assert_eq!(
+            (m.channel.as_str(), m.data.as_str()),
+            ("all", Some("everyone")),
+            "nothing else between"
+        );
+    }
+    assert_eq!(b_echo.next_text(), "everyone", "/echo gets only `all`, raw");
 }
 
 #[test]

@@ -1,11 +1,15 @@
 //! Concurrent publishers: 4 threads × 200 `/sendall` calls reach 20 clients, and every client sees the same sequence of all 800 messages.
 //! The same with 3,100 clients, enough for each broadcast to be split over fan-out threads.
+//! Channels: concurrent publishers on several channels reach clients on different channel sets; every client sees increasing ids, exactly its channels' messages, and any two clients agree on the order of the messages they both got.
 
+#[path = "support/channels.rs"]
+mod channels;
 mod support;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::thread;
 
+use channels::Sub;
 use support::TestServer;
 
 const PUBLISHERS: usize = 4;
@@ -113,5 +117,80 @@ fn assert_one_order(sequences: &[Vec<String>], per_publisher: usize) {
     }
     for (n, seq) in sequences.iter().enumerate() {
         assert!(seq == first, "client {n} saw a different order than client 0");
+    }
+}
+
+/// The channel publisher `p`'s `i`-th message goes to.
+fn channel_of(p: usize, i: usize) -> &'static str {
+    ["a", "b", "c", "all"][(p * 3 + i) % 4]
+}
+
+#[test]
+fn clients_on_different_channels_agree_on_one_order() {
+    const PER: usize = 120;
+    let server = TestServer::start(&[]);
+    let sets = ["a", "b", "a,b", "b,c", "a,b,c", "all", "c,a"];
+    let expect = |set: &str| {
+        (0..PUBLISHERS)
+            .flat_map(|p| (0..PER).map(move |i| channel_of(p, i)))
+            .filter(|c| *c == "all" || set.split(',').any(|s| s == *c))
+            .count()
+    };
+    let readers: Vec<_> = sets
+        .iter()
+        .map(|set| {
+            let (mut sub, _) = Sub::joined(&server, set);
+            let n = expect(set);
+            thread::spawn(move || sub.messages(n))
+        })
+        .collect();
+    let answers: Vec<Vec<(String, String)>> = thread::scope(|s| {
+        let handles: Vec<_> = (0..PUBLISHERS)
+            .map(|p| {
+                let server = &server;
+                s.spawn(move || {
+                    (0..PER)
+                        .map(|i| {
+                            (
+                                format!("p{p}-{i}"),
+                                channels::publish(server, channel_of(p, i), &format!("p{p}-{i}")).1,
+                            )
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("publisher"))
+            .collect()
+    });
+    let id_of: HashMap<String, String> = answers.into_iter().flatten().collect();
+    let got: Vec<Vec<channels::Got>> = readers.into_iter().map(|r| r.join().expect("reader")).collect();
+    for (set, messages) in sets.iter().zip(&got) {
+        let seqs: Vec<u64> = messages.iter().map(channels::Got::seq).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{set}: ids increase");
+        for m in messages {
+            let data = m.data.as_str().expect("text");
+            assert_eq!(id_of[data], m.id, "{set}: the id its publish was answered");
+            assert!(
+                m.channel == "all" || set.split(',').any(|s| s == m.channel),
+                "{set}: {m:?}"
+            );
+        }
+        let distinct: HashSet<_> = messages.iter().map(|m| &m.id).collect();
+        assert_eq!(distinct.len(), messages.len(), "{set}: nothing twice");
+    }
+    for (x, mx) in got.iter().enumerate() {
+        for my in &got[x + 1..] {
+            let in_y: HashSet<_> = my.iter().map(|m| &m.data).collect();
+            let in_x: HashSet<_> = mx.iter().map(|m| &m.data).collect();
+            let common_x: Vec<_> = mx.iter().map(|m| &m.data).filter(|d| in_y.contains(d)).collect();
+            let common_y: Vec<_> = my.iter().map(|m| &m.data).filter(|d| in_x.contains(d)).collect();
+            assert_eq!(
+                common_x, common_y,
+                "two clients disagree on the order of what both got"
+            );
+        }
     }
 }

@@ -281,6 +281,15 @@ impl Browser {
         self.command("POST", &format!("/element/{element}/click"), Some(json!({})));
     }
 
+    /// Takes the browser off the network (`true`) or back on it, as DevTools'
+    /// "Offline" does: new connections fail at once, open ones stay as they are.
+    pub fn set_offline(&self, offline: bool) {
+        let conditions = json!({ "network_conditions": {
+            "offline": offline, "latency": 0, "download_throughput": -1, "upload_throughput": -1,
+        }});
+        self.command("POST", "/chromium/network_conditions", Some(conditions));
+    }
+
     /// Opens a new window, switches to it and returns its handle.
     pub fn new_window(&self) -> String {
         let window = self.command("POST", "/window/new", Some(json!({ "type": "window" })));

@@ -1,4 +1,6 @@
-// wspush live dashboard: connects to the server's WebSocket and shows what arrives.
+// wspush's raw page (a.html, the tutorial's page): connects to /echo, where
+// messages come as raw frames with no channel, id or history, and shows what
+// arrives. The dashboard (index.html) is the channel page with resume.
 // Plain browser JavaScript, no framework, no build step. Everything received is
 // inserted with textContent, never as HTML.
 'use strict';

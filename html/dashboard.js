@@ -1,0 +1,232 @@
+// wspush dashboard (index.html): subscribes to `all` through wspush.js and shows
+// every message in order with its receive time, what was missed while away
+// (or that history was gone), the pod table, and the connection's state.
+// An ES module, no framework, no build step. Everything received is inserted
+// with textContent, never as HTML.
+import { subscribe, subscribeUrl, retryDelay } from './wspush.js';
+
+const MAX_ENTRIES = 500;
+const HISTORY_ON_LOAD = 50;
+const POD_FIELDS = ['PodName', 'PodImage', 'PodNode'];
+
+const byId = (id) => document.getElementById(id);
+const ui = {
+  state: byId('state'),
+  url: byId('ws-url'),
+  transport: byId('transport'),
+  count: byId('count'),
+  reconnects: byId('reconnects'),
+  pods: byId('pods'),
+  podRows: byId('pod-rows'),
+  podsUpdated: byId('pods-updated'),
+  messages: byId('messages'),
+  form: byId('send-form'),
+  input: byId('send-input'),
+  button: byId('send-button'),
+};
+
+let subscription = null;
+let received = 0;
+let entries = 0; // message entries in the list (marker lines not counted)
+let timesLive = 0;
+let firstReplayed = null; // the entry of the first message replayed since the last "live"
+let countdown = null;
+
+// `?ws=` (the WebSocket port's base URL, e.g. ws://host:8080) wins; otherwise
+// the server that serves the page says which port the WebSocket listens on.
+async function serverBase() {
+  const override = new URLSearchParams(location.search).get('ws');
+  if (override) return override;
+  const response = await fetch('/config.json', { cache: 'no-store', signal: AbortSignal.timeout(5000) });
+  if (!response.ok) throw new Error('/config.json answered ' + response.status);
+  const config = await response.json();
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return scheme + '//' + location.hostname + ':' + config.ws_port;
+}
+
+async function start(attempt) {
+  let base;
+  try {
+    base = await serverBase();
+    ui.url.textContent = subscribeUrl(base, 'all');
+  } catch (err) {
+    showWait(retryDelay(attempt), String(err.message || err));
+    setTimeout(() => start(attempt + 1), retryDelay(attempt));
+    return;
+  }
+  subscription = subscribe(base, 'all', {
+    last: HISTORY_ON_LOAD,
+    onMessage: receive,
+    onReset: () => addMarker('reset', 'history gone: messages sent while disconnected may be missing'),
+    onStatus: showStatus,
+  });
+}
+
+function setState(state, text, detail) {
+  clearInterval(countdown);
+  document.body.dataset.state = state;
+  ui.state.textContent = text;
+  ui.state.title = detail || '';
+  ui.button.disabled = state !== 'live';
+}
+
+// "reconnecting in N s", counting down.
+function showWait(delay, reason) {
+  const due = Date.now() + delay;
+  const tick = () => {
+    ui.state.textContent = 'reconnecting in ' + Math.max(1, Math.ceil((due - Date.now()) / 1000)) + ' s';
+  };
+  setState('reconnecting', '', reason);
+  tick();
+  countdown = setInterval(tick, 250);
+}
+
+function showStatus(status) {
+  ui.transport.textContent = status.transport;
+  if (status.state === 'reconnecting') {
+    const why = (status.code ? 'closed with code ' + status.code + ': ' : '') + (status.reason || '');
+    showWait(status.delay, why);
+    return;
+  }
+  setState(status.state, status.state);
+  if (status.state !== 'live') return;
+  timesLive += 1;
+  ui.reconnects.textContent = String(timesLive - 1);
+  const n = status.replayed;
+  if (status.resumed) {
+    const text = n === 0 ? 'reconnected, no messages missed'
+      : n + (n === 1 ? ' missed message recovered' : ' missed messages recovered');
+    addMarker('recovered', text, firstReplayed);
+  } else if (n > 0) {
+    addMarker('history', n + (n === 1 ? ' earlier message' : ' earlier messages') + ' from history', firstReplayed);
+  }
+  firstReplayed = null;
+}
+
+function clock(date) {
+  return date.toLocaleTimeString([], { hour12: false });
+}
+
+function receive(message) {
+  received += 1;
+  ui.count.textContent = String(received);
+  const { kind, text } = describe(message.data);
+  const item = addEntry(kind, text, message);
+  if (message.replayed && !firstReplayed) firstReplayed = item;
+}
+
+// What a message's data is and how it reads in the list.
+function describe(data) {
+  if (isBinary(data)) return { kind: 'binary', text: 'binary message, ' + base64Size(data.base64) + ' bytes' };
+  const json = typeof data === 'string' ? parseJson(data) : data;
+  if (isPodList(json)) {
+    showPods(json);
+    return { kind: 'pods', text: 'pod list: ' + json.length + (json.length === 1 ? ' pod' : ' pods') };
+  }
+  if (json !== undefined) return { kind: 'json', text: JSON.stringify(json, null, 2) };
+  return { kind: 'text', text: data };
+}
+
+// Text that holds an object or array is shown as JSON too: a plain "42" stays text.
+function parseJson(text) {
+  const start = text.trimStart()[0];
+  if (start !== '{' && start !== '[') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (_) {
+    return undefined;
+  }
+}
+
+// Binary arrives as {"base64": "…"}.
+function isBinary(data) {
+  return data !== null && typeof data === 'object' && !Array.isArray(data)
+    && Object.keys(data).length === 1 && typeof data.base64 === 'string';
+}
+
+function base64Size(text) {
+  const digits = text.replace(/=+$/, '').length;
+  return Math.floor((digits * 3) / 4);
+}
+
+function isPodList(value) {
+  return Array.isArray(value) && value.length > 0 && value.every((pod) =>
+    pod !== null && typeof pod === 'object' && POD_FIELDS.every((f) => typeof pod[f] === 'string'));
+}
+
+// One table, its rows replaced in place by each new list.
+function showPods(pods) {
+  const rows = pods.map((pod) => {
+    const row = document.createElement('tr');
+    for (const field of POD_FIELDS) {
+      const cell = document.createElement('td');
+      cell.textContent = pod[field];
+      row.append(cell);
+    }
+    return row;
+  });
+  ui.podRows.replaceChildren(...rows);
+  ui.podsUpdated.textContent = 'updated ' + clock(new Date());
+  ui.pods.hidden = false;
+}
+
+function addEntry(kind, text, message) {
+  const now = new Date();
+  const item = document.createElement('li');
+  item.className = 'msg';
+  item.dataset.kind = kind;
+  item.dataset.type = message.type;
+  if (message.id) item.dataset.id = message.id;
+  if (message.replayed) item.dataset.replayed = 'true';
+  const time = document.createElement('time');
+  time.dateTime = now.toISOString();
+  time.textContent = clock(now);
+  item.append(time);
+  if (message.type !== 'message') {
+    const tag = document.createElement('span');
+    tag.className = 'tag';
+    tag.textContent = message.type;
+    item.append(tag);
+  }
+  const body = document.createElement(kind === 'json' ? 'pre' : 'span');
+  body.className = 'body';
+  body.textContent = text;
+  item.append(body);
+  entries += 1;
+  append(item);
+  return item;
+}
+
+// A line that is not a message: what was recovered, or that history was gone.
+function addMarker(kind, text, before) {
+  const item = document.createElement('li');
+  item.className = 'marker';
+  item.dataset.kind = kind;
+  item.setAttribute('role', 'note');
+  item.textContent = text;
+  if (before && before.isConnected) ui.messages.insertBefore(item, before);
+  else append(item);
+}
+
+function append(item) {
+  const list = ui.messages;
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  list.append(item);
+  while (entries > MAX_ENTRIES) {
+    if (list.firstElementChild.classList.contains('msg')) entries -= 1;
+    list.firstElementChild.remove();
+  }
+  if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
+ui.form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = ui.input.value;
+  if (text === '' || !subscription || !subscription.send(text)) return;
+  ui.input.value = '';
+  ui.input.focus();
+});
+
+// A page opened as a file has nothing to ask (index.html says so); browsers
+// that load modules from files at all get here.
+if (location.protocol !== 'file:') start(0);

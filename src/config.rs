@@ -178,6 +178,16 @@ pub struct Config {
     pub max_token_ttl: u64,
 }
 
+impl Config {
+    /// The subscribe secret, from `--subscribe-secret` or `--subscribe-secret-file`
+    /// (clap refuses both at once); `None`: anyone may subscribe.
+    pub fn subscribe_key(&self) -> Option<&crate::token::Secret> {
+        self.subscribe_secret
+            .as_ref()
+            .or(self.subscribe_secret_file.as_ref())
+    }
+}
+
 /// A token must not be empty: an empty one would let requests without any token in.
 fn parse_token(s: &str) -> Result<String, String> {
     if s.is_empty() {

@@ -45,7 +45,6 @@ mod session;
 mod stats;
 mod stop;
 mod threads;
-#[allow(dead_code, unused_imports)] // wired in with the channels handshake
 mod token;
 
 pub use config::{Config, PingStyle};

@@ -173,7 +173,8 @@ pub fn start_wspush_node(
     start_wspush(launch, label, &extra)
 }
 
-fn start_wspush(launch: &Launch, label: &str, extra: &[String]) -> Result<Running, String> {
+/// Starts wspush with `extra` flags after the launch's; logs to `<work_dir>/<label>.log`.
+pub fn start_wspush(launch: &Launch, label: &str, extra: &[String]) -> Result<Running, String> {
     if !launch.wspush_bin.exists() {
         return Err(format!(
             "{} not found: run `cargo build --release` first",

@@ -8,21 +8,23 @@
 //! secret flags. Signatures and the JWT format are the `jsonwebtoken` crate's;
 //! this module decides what a token must say and why it is refused: 401 for a
 //! token that is missing, malformed, badly signed, of another algorithm or
-//! expired, 403 for a valid token that does not cover a channel.
+//! expired, 403 for a valid token that does not cover a channel. `Gate` puts
+//! these together into the one check each transport makes before it starts.
 
 mod carrier;
 mod claims;
+mod gate;
 mod mint;
 mod pattern;
 mod secret;
 mod verify;
 
-pub use carrier::{find_token, strip_query, TOKEN_COOKIE, TOKEN_PARAM};
-pub use claims::{SubError, MAX_SUB_LEN};
-pub use mint::{MintError, MintRequest, Minted, Minter, DEFAULT_MAX_TOKEN_TTL, MAX_TOKEN_TTL};
-pub use pattern::{Pattern, PatternError, Patterns, MAX_PATTERNS};
-pub use secret::{parse_secret, read_secret_file, Secret, MAX_SECRET_FILE_BYTES};
-pub use verify::{Grant, TokenError, Verifier, DEFAULT_LEEWAY, MAX_TOKEN_BYTES};
+pub use carrier::{strip_query, TOKEN_PARAM};
+pub use gate::Gate;
+pub use mint::{MintError, MintRequest, Minter, DEFAULT_MAX_TOKEN_TTL, MAX_TOKEN_TTL};
+pub use pattern::{Pattern, Patterns};
+pub use secret::{parse_secret, read_secret_file, Secret};
+pub use verify::{Grant, TokenError};
 
 #[cfg(test)]
 mod tests;

@@ -109,11 +109,13 @@ impl Patterns {
     }
 
     /// How many patterns.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
     /// Whether there are none (such a token covers no channel).
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

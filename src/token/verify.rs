@@ -112,6 +112,7 @@ impl Verifier {
     }
 
     /// The clock skew tolerated.
+    #[cfg(test)]
     pub fn leeway(&self) -> Duration {
         self.leeway
     }

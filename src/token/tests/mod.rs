@@ -4,6 +4,7 @@
 mod carrier;
 mod external;
 mod flags;
+mod gate;
 mod mint;
 mod pattern;
 mod secret;
@@ -17,6 +18,11 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
+use super::carrier::find_token;
+use super::claims::MAX_SUB_LEN;
+use super::pattern::{PatternError, MAX_PATTERNS};
+use super::secret::MAX_SECRET_FILE_BYTES;
+use super::verify::{Verifier, DEFAULT_LEEWAY, MAX_TOKEN_BYTES};
 use super::*;
 use crate::channel::{ChannelName, ChannelSet};
 

@@ -8,7 +8,9 @@
 //! before the run starts (not timed), as a backend would mint them. Per run:
 //! the time to the last completed handshake, the handshake latencies, and
 //! the server's CPU time over the connect phase, per connection. The summary
-//! compares the medians: what the token adds per connection.
+//! compares the medians, and the differences within each round (the two runs
+//! of a round are back to back, so drift on a shared machine cancels out):
+//! what the token adds per connection.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -72,6 +74,8 @@ impl Mode {
 pub struct ConnectOutcome {
     /// Open or with tokens.
     pub mode: Mode,
+    /// The round (from 1): the open and token runs of a round are compared.
+    pub round: usize,
     /// Clients that completed their handshake.
     pub connected: usize,
     /// Handshakes that failed, and the first few errors.
@@ -115,7 +119,7 @@ pub async fn run(
     pool: &Pool,
     server: &Running,
     spec: &ConnectSpec,
-    mode: Mode,
+    (mode, round): (Mode, usize),
     tokens: &[String],
 ) -> ConnectOutcome {
     let limit = Arc::new(Semaphore::new(spec.handshake_concurrency.max(1)));
@@ -159,6 +163,7 @@ pub async fn run(
     drop(held);
     ConnectOutcome {
         mode,
+        round,
         connected,
         failures,
         errors,
@@ -191,6 +196,11 @@ pub struct ConnectSummary {
     pub server_cpu_us_per_conn: f64,
     /// Failed handshakes (worst run).
     pub failures: usize,
+    /// For `token`: the difference to the open run of the same round, median
+    /// over rounds, of server CPU per connection, µs.
+    pub paired_cpu_us: Option<f64>,
+    /// The same for wall time per connection, µs.
+    pub paired_wall_us: Option<f64>,
 }
 
 impl ConnectSummary {
@@ -218,8 +228,24 @@ impl ConnectSummary {
             handshake_p99_ms: m(&|o| o.handshake_ms.p99),
             server_cpu_us_per_conn: m(&|o| o.server_cpu_us_per_conn),
             failures: mine.iter().map(|o| o.failures).max().unwrap_or(0),
+            paired_cpu_us: paired(runs, mode, |o| o.server_cpu_us_per_conn),
+            paired_wall_us: paired(runs, mode, |o| o.connect_secs * 1e6 / o.connected.max(1) as f64),
         })
     }
+}
+
+/// For `Mode::Token`: the median over rounds of (token − open) of `figure`.
+fn paired(runs: &[ConnectOutcome], mode: Mode, figure: impl Fn(&ConnectOutcome) -> f64) -> Option<f64> {
+    if mode != Mode::Token {
+        return None;
+    }
+    let open = |round| runs.iter().find(|o| o.mode == Mode::Open && o.round == round);
+    let diffs: Vec<f64> = runs
+        .iter()
+        .filter(|o| o.mode == Mode::Token)
+        .filter_map(|t| open(t.round).map(|o| figure(t) - figure(o)))
+        .collect();
+    (!diffs.is_empty()).then(|| median(diffs))
 }
 
 /// The `connect-token` table, and what the token adds per connection.
@@ -248,14 +274,15 @@ pub fn tables(rows: &[ConnectSummary]) -> String {
             r.failures
         );
     }
-    let find = |mode| rows.iter().find(|r| r.mode == mode);
-    if let (Some(open), Some(token)) = (find(Mode::Open), find(Mode::Token)) {
-        let _ = writeln!(
-            s,
-            "\nA token adds {:+.1} µs of server CPU and {:+.1} µs of wall time per connection (target: < 20 µs).",
-            token.server_cpu_us_per_conn - open.server_cpu_us_per_conn,
-            token.wall_us_per_conn - open.wall_us_per_conn
-        );
+    for token in rows.iter().filter(|r| r.mode == Mode::Token) {
+        if let (Some(cpu), Some(wall)) = (token.paired_cpu_us, token.paired_wall_us) {
+            let _ = writeln!(
+                s,
+                "\n{}: a token adds {cpu:+.1} µs of server CPU and {wall:+.1} µs of wall time per connection \
+                 (token − open within each round, median over rounds; target: < 20 µs).",
+                token.scenario
+            );
+        }
     }
     s
 }

@@ -377,9 +377,9 @@ impl Suite<'_> {
                 let given: &[String] = if mode == Mode::Token { &tokens } else { &[] };
                 match servers::start_wspush(&self.launch, &label, &mode.flags()) {
                     Ok(server) => {
-                        let o = self
-                            .rt
-                            .block_on(connect::run(&self.pool, &server, spec, mode, given));
+                        let o =
+                            self.rt
+                                .block_on(connect::run(&self.pool, &server, spec, (mode, r + 1), given));
                         server.stop(Duration::from_secs(5));
                         show_connect(&label, &o);
                         self.failed.set(self.failed.get() || o.failures > 0);

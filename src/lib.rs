@@ -37,14 +37,12 @@ mod metrics;
 mod origin;
 mod pinger;
 mod pods;
-#[allow(dead_code)] // wired in with the SSE transport
 mod proxy;
 mod publish;
 mod refuser;
 mod registry;
 mod server;
 mod session;
-#[allow(dead_code)] // wired in with the SSE transport
 mod sse;
 mod stats;
 mod stop;

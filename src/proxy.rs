@@ -44,23 +44,6 @@ pub enum ClientAddr {
     Forwarded { client: IpAddr, proxy: SocketAddr },
 }
 
-impl ClientAddr {
-    /// The client's IP address.
-    pub fn ip(&self) -> IpAddr {
-        match self {
-            ClientAddr::Direct(peer) => peer.ip(),
-            ClientAddr::Forwarded { client, .. } => *client,
-        }
-    }
-
-    /// The TCP peer of the connection (the proxy, when forwarded).
-    pub fn peer(&self) -> SocketAddr {
-        match self {
-            ClientAddr::Direct(peer) | ClientAddr::Forwarded { proxy: peer, .. } => *peer,
-        }
-    }
-}
-
 /// `127.0.0.1:5555`, or `203.0.113.7 via 127.0.0.1:5555` for logs and `/clients`.
 impl fmt::Display for ClientAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -77,11 +60,6 @@ impl TrustedProxies {
         TrustedProxies {
             nets: nets.iter().map(IpNet::trunc).collect(),
         }
-    }
-
-    /// Whether no proxy is trusted (then every connection is `Direct`).
-    pub fn is_empty(&self) -> bool {
-        self.nets.is_empty()
     }
 
     /// Whether `ip` is in a trusted network; an IPv4-mapped IPv6 address (a

@@ -6,8 +6,9 @@
 //! | what | bytes |
 //! |---|---|
 //! | a channel message | `id: <id>\ndata: <envelope>\n\n` |
-//! | a control message (`reset`, `subscribed`, `direct`) | `event: <type>\n[id: <latest>\n]data: <envelope>\n\n` |
+//! | a control message (`reset`, `subscribed`, `direct`, `kicked`) | `event: <type>\n[id: <latest>\n]data: <envelope>\n\n` |
 //! | a keep-alive | `: ping\n\n` (a comment: EventSource dispatches nothing) |
+//! | the end of a stream the server ends (shutdown, slow consumer) | a comment saying why |
 //!
 //! `<envelope>` is the same JSON text a `/ws/…` client gets in its frame.
 //! EventSource sends the last `id:` it saw as `Last-Event-ID` when it
@@ -46,6 +47,16 @@ pub const STREAM_START: &[u8] = b"retry: 2000\n\n";
 /// half-closed client by the write that fails; EventSource ignores it.
 pub const PING: &[u8] = b": ping\n\n";
 
+/// The last bytes of every stream when the server shuts down (EventSource
+/// then reconnects, after `retry`, to whatever serves the URL next).
+pub const GOING_AWAY: &[u8] = b": server shutting down\n\n";
+
+/// The last bytes of a stream dropped as a slow consumer, when they fit.
+pub const SLOW_CONSUMER: &[u8] = b": dropped: slow consumer\n\n";
+
+/// The envelope of the last event of a kicked client's stream.
+pub const KICKED_ENVELOPE: &str = r#"{"type":"kicked"}"#;
+
 /// An event that is not a channel message, sent as `event: <type>`, so
 /// EventSource hands it to `addEventListener("<type>", …)` and never to
 /// `onmessage`. The names match the envelope's `"type"`.
@@ -57,6 +68,8 @@ pub enum Control {
     Subscribed,
     /// A message to this one client (`/send/{id}`): no id, not stored.
     Direct,
+    /// `DELETE /clients/{id}` closed the stream (the last event; no id).
+    Kicked,
 }
 
 impl Control {
@@ -66,6 +79,7 @@ impl Control {
             Control::Reset => "reset",
             Control::Subscribed => "subscribed",
             Control::Direct => "direct",
+            Control::Kicked => "kicked",
         }
     }
 }
@@ -73,6 +87,11 @@ impl Control {
 /// The keep-alive comment as a shareable event.
 pub fn ping() -> EncodedEvent {
     Arc::from(PING)
+}
+
+/// The last event of a kicked client's stream.
+pub fn kicked() -> EncodedEvent {
+    control(Control::Kicked, None, KICKED_ENVELOPE)
 }
 
 /// A channel message: `id: <id>` and the envelope as `data:`.

@@ -51,7 +51,6 @@ fn a_direct_client_cannot_name_its_own_address() {
 #[test]
 fn without_trusted_proxies_every_connection_is_direct() {
     let none = TrustedProxies::new(&[]);
-    assert!(none.is_empty());
     assert_eq!(
         client(&none, NGINX, &["203.0.113.7"]),
         ClientAddr::Direct(addr(NGINX))
@@ -206,11 +205,9 @@ fn networks_with_host_bits_and_mapped_peers_match() {
 fn the_address_reads_well_in_a_log_line() {
     let direct = ClientAddr::Direct(addr("198.51.100.20:5555"));
     assert_eq!(direct.to_string(), "198.51.100.20:5555");
-    assert_eq!(direct.ip(), ip("198.51.100.20"));
     let via = ClientAddr::Forwarded {
         client: ip("203.0.113.7"),
         proxy: addr(NGINX),
     };
     assert_eq!(via.to_string(), "203.0.113.7 via 127.0.0.1:40000");
-    assert_eq!((via.ip(), via.peer()), (ip("203.0.113.7"), addr(NGINX)));
 }

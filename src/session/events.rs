@@ -174,7 +174,7 @@ fn wait_for_failure(stream: &TcpStream) -> String {
     }
     match stream.take_error() {
         Ok(Some(e)) => {
-            format!("client closed the connection (the ping comment after its last byte got: {e})")
+            format!("client closed the connection (a ping comment found it gone: {e})")
         }
         _ => "client closed the connection".to_owned(),
     }

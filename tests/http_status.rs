@@ -64,7 +64,7 @@ fn clients_lists_id_peer_since_and_queued() {
     assert_eq!(list[0]["id"], ids[1].to_string(), "b is the one left");
 }
 
-const STAT_FIELDS: [&str; 21] = [
+const STAT_FIELDS: [&str; 22] = [
     "broadcasts",
     "channels",
     "clients",
@@ -84,6 +84,7 @@ const STAT_FIELDS: [&str; 21] = [
     "resumes",
     "sharded_broadcasts",
     "slow_clients_dropped",
+    "sse_events_encoded",
     "thread_spawn_failures",
     "uptime_seconds",
 ];

@@ -25,13 +25,14 @@ use std::time::{Duration, Instant};
 use self::handshake::{HandshakeSettings, Rejection};
 use self::request::Arrived;
 use crate::broadcast::Fanout;
-use crate::client::{Client, LastSeen, Outbox, OutboxConfig, ShownId, Subscription, Transport};
+use crate::client::{Client, LastSeen, Outbox, OutboxConfig, ShownId, Subscription, TokenHolder, Transport};
 use crate::join::{self, JoinContext, Start};
 use crate::message::GoingAway;
 use crate::proxy::{ClientAddr, TrustedProxies};
 use crate::registry::{Registration, Slot};
 use crate::stats::Stats;
 use crate::stop::StopToken;
+use crate::token::Grant;
 
 /// What a connection's thread needs.
 pub struct SessionContext {
@@ -97,12 +98,14 @@ fn rejected(ctx: &SessionContext, from: &ClientAddr, rejection: &Rejection) {
     log::info!("connection from {from} rejected: {rejection}");
 }
 
-/// A client for a connection whose handshake or stream head is done.
+/// A client for a connection whose handshake or stream head is done;
+/// `grant`: what its subscribe token allows, when tokens are checked.
 fn new_client(
     stream: &Arc<TcpStream>,
     from: ClientAddr,
     last_seen: Arc<LastSeen>,
     subscription: Subscription,
+    grant: Option<Grant>,
     ctx: &SessionContext,
 ) -> Arc<Client> {
     let registry = &ctx.join.registry;
@@ -116,7 +119,11 @@ fn new_client(
         framing,
         label,
     ));
-    Arc::new(Client::new(id, prefix, from, last_seen, outbox, subscription))
+    let token = grant.map(|grant| TokenHolder {
+        user: grant.sub.map(Box::from),
+        expires_at: grant.expires_at,
+    });
+    Arc::new(Client::new(id, prefix, from, last_seen, outbox, subscription).with_token(token))
 }
 
 /// A client registered on its channels, until its connection ends.
@@ -145,7 +152,11 @@ impl Registered {
 fn register(ctx: &SessionContext, client: Arc<Client>, start: &Start) -> Registered {
     let (registration, joined) = join::join(&ctx.join, Arc::clone(&client), start);
     ctx.stats.connections_accepted.inc();
-    log::info!("{client} connected{}{joined}", on_channels(&client));
+    log::info!(
+        "{client} connected{}{joined}{}",
+        on_channels(&client),
+        token_until(&client)
+    );
     if ctx.stop.is_stopped() {
         client.mark_ended("server shutting down");
         client
@@ -166,6 +177,17 @@ fn on_channels(client: &Client) -> String {
         Transport::Echo => String::new(),
         Transport::Ws => format!(" on {}", names()),
         Transport::Sse => format!(" (event stream) on {}", names()),
+    }
+}
+
+/// ` (token until 2026-12-02T12:10:00Z)` for a client admitted with a token.
+fn token_until(client: &Client) -> String {
+    match &client.token {
+        Some(token) => format!(
+            " (token until {})",
+            humantime::format_rfc3339_seconds(token.expires_at)
+        ),
+        None => String::new(),
     }
 }
 

@@ -3,11 +3,12 @@
 //! `Config` holds the flags as given; `server::Server::start` validates them
 //! and derives what the server runs with (the pod list, the client limit).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use ipnet::IpNet;
 
 /// How the ping thread pings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -163,6 +164,11 @@ pub struct Config {
     #[arg(long, env = "WSPUSH_NODE_ID")]
     pub node_id: Option<String>,
 
+    /// Network of a reverse proxy whose X-Forwarded-For names the client (repeatable;
+    /// a CIDR like 10.0.0.0/8, or one address). Connections from elsewhere are their own client.
+    #[arg(long = "trusted-proxy", env = "WSPUSH_TRUSTED_PROXY", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<IpNet>,
+
     /// Secret that subscribe tokens (HS256 JWTs) are signed with: a connection must then
     /// carry a token covering its channels. Without it ANYONE who reaches the WebSocket
     /// port may subscribe to ANY channel.
@@ -208,6 +214,14 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A network `ADDR/PREFIX`, or one address (a /32 or /128).
+fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{s}` is not an address or a network like 10.0.0.0/8"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +238,29 @@ mod tests {
     fn an_empty_token_is_refused() {
         assert!(Config::try_parse_from(["wspush", "--publish-token", ""]).is_err());
         assert!(Config::try_parse_from(["wspush", "--publish-token", "x"]).is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_or_single_addresses() {
+        let config = Config::try_parse_from([
+            "wspush",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "127.0.0.1,::1",
+        ])
+        .unwrap();
+        let nets: Vec<String> = config.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
+        assert!(Config::try_parse_from(["wspush"])
+            .unwrap()
+            .trusted_proxies
+            .is_empty());
+        for bad in ["10.0.0.0/33", "proxy.example", ""] {
+            assert!(
+                Config::try_parse_from(["wspush", "--trusted-proxy", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -13,7 +13,8 @@
 //! relative to broadcasts everywhere. A client from whom no bytes arrived
 //! within `--pong-timeout` is shut down; its reader then wakes, unregisters it
 //! and logs the reason. A client whose token's `exp` has passed is sent
-//! close 4001 `token expired` at the next check (at most a second late; the
+//! close 4001 `token expired` (an event stream: `event: expired`, then the
+//! end of the stream) at the next check (at most a second late; the
 //! same pass over the clients as the silence check, so it costs nothing per
 //! message and no timer per client). Each check also drops stored messages
 //! past `--history-ttl`, so that history memory goes when it expires, not
@@ -33,12 +34,35 @@ use crate::config::PingStyle;
 use crate::frame::{self, EncodedFrame};
 use crate::memory::HeapTrimmer;
 use crate::registry::Registry;
+use crate::sse;
 use crate::stats::Stats;
 use crate::stop::StopToken;
 use crate::threads::{Role, ThreadSpawner};
 
 /// Longest gap between two checks for silent clients and expired tokens.
 const MAX_REAP_CHECK: Duration = Duration::from_secs(1);
+
+/// A ping for each transport, encoded once per round.
+struct Pings {
+    frame: EncodedFrame,
+    comment: EncodedFrame,
+}
+
+impl Pings {
+    fn new() -> Pings {
+        Pings {
+            frame: frame::ping(),
+            comment: sse::ping(),
+        }
+    }
+
+    fn for_transport(&self, transport: Transport) -> &EncodedFrame {
+        match transport {
+            Transport::Echo | Transport::Ws => &self.frame,
+            Transport::Sse => &self.comment,
+        }
+    }
+}
 
 /// The close code of a connection whose subscribe token expired (private use
 /// range, RFC 6455 7.4.2): `wspush.js` fetches a fresh token at once on it.
@@ -77,7 +101,7 @@ impl Pinger {
         // Frame pings: each client once every `slices` checks, about once an interval.
         let spread = self.style == PingStyle::Frame;
         let slices = (self.interval.as_nanos() / check_every.as_nanos()).max(1) as u64;
-        let ping = frame::ping();
+        let ping = Pings::new();
         let mut round: u64 = 0;
         let mut trimmer = HeapTrimmer::new();
         loop {
@@ -107,18 +131,19 @@ impl Pinger {
     }
 
     /// Pings the clients whose id falls in `slice` of `slices`.
-    fn ping_slice(&self, ping: &EncodedFrame, slice: u64, slices: u64) {
-        self.fanout
-            .offer_each(|client| client.id.0 % slices == slice && self.fanout.offer(client, ping));
+    fn ping_slice(&self, ping: &Pings, slice: u64, slices: u64) {
+        self.fanout.offer_each(|client| {
+            client.id.0 % slices == slice && self.fanout.offer(client, ping.for_transport(client.transport()))
+        });
     }
 
     /// The tutorial's round: a Ping to every client, and a text `ping` to
     /// each `/echo` client.
     fn ping_all(&self) {
-        let ping = frame::ping();
+        let ping = Pings::new();
         let text = frame::text("ping");
         self.fanout.offer_each(|client| {
-            self.fanout.offer(client, &ping)
+            self.fanout.offer(client, ping.for_transport(client.transport()))
                 && (client.transport() != Transport::Echo || self.fanout.offer(client, &text))
         });
     }
@@ -129,7 +154,7 @@ impl Pinger {
         let now = SystemTime::now();
         let (mut silent, mut expired) = (Vec::new(), Vec::new());
         self.registry.for_each(|client| {
-            if client.last_seen.silent_ms() > limit {
+            if client.transport() != Transport::Sse && client.last_seen.silent_ms() > limit {
                 silent.push(Arc::clone(client));
             } else if client.token_expired(now) {
                 expired.push(Arc::clone(client));
@@ -154,15 +179,24 @@ impl Pinger {
         }
     }
 
-    /// Closes each client with 4001 `token expired`. Its reader logs the one
-    /// line of the event when the connection ends: `client 7 (…) disconnected:
-    /// token expired (closed with 4001)`.
+    /// Closes each WebSocket client with 4001 `token expired`, and ends each
+    /// event stream with an `event: expired` (each encoded once per pass).
+    /// Its reader logs the one line of the event when the connection ends:
+    /// `client 7 (…) disconnected: token expired (closed with 4001)`.
     fn close_expired(&self, expired: Vec<Arc<Client>>) {
+        if expired.is_empty() {
+            return;
+        }
         let close = frame::close(CloseCode::from(TOKEN_EXPIRED), "token expired");
+        let event = sse::expired();
         for client in expired {
-            if client.mark_ended(format!("token expired (closed with {TOKEN_EXPIRED})")) {
+            let (last, how) = match client.transport() {
+                Transport::Echo | Transport::Ws => (&close, format!("closed with {TOKEN_EXPIRED}")),
+                Transport::Sse => (&event, "sent event: expired".to_owned()),
+            };
+            if client.mark_ended(format!("token expired ({how})")) {
                 self.stats.tokens_expired.inc();
-                client.outbox.close(close.clone());
+                client.outbox.close(last.clone());
             }
         }
     }

@@ -73,7 +73,7 @@ fn clients_lists_id_peer_since_and_queued() {
     assert_eq!(list[0]["id"], ids[1].to_string(), "b is the one left");
 }
 
-const STAT_FIELDS: [&str; 24] = [
+const STAT_FIELDS: [&str; 25] = [
     "broadcasts",
     "channels",
     "clients",
@@ -93,6 +93,7 @@ const STAT_FIELDS: [&str; 24] = [
     "resumes",
     "sharded_broadcasts",
     "slow_clients_dropped",
+    "sse_events_encoded",
     "thread_spawn_failures",
     "tokens_expired",
     "tokens_minted",

@@ -1,10 +1,12 @@
-//! The WebSocket handshake on a new connection: path, origin, token, deadline, bad requests.
+//! The WebSocket handshake on a new connection: path, origin, token,
+//! deadline, bad requests; and the refusals both transports share.
 //!
-//! tungstenite parses the upgrade request; our callback reads its target
-//! (`target`: `/echo` or `/ws/{channels}`), and answers 404 for other paths,
-//! 400 for a bad channel list or `last`, 403 for a refused origin, 401 or 403
-//! for a subscribe token the `token::Gate` refuses, and 503 while shutting
-//! down.
+//! tungstenite parses the upgrade request (its head read once already, and
+//! replayed: `io`); our callback reads its target (`target`: `/echo` or
+//! `/ws/{channels}`), and answers 404 for other paths, 400 for a bad channel
+//! list or `last`, 403 for a refused origin, 401 or 403 for a subscribe token
+//! the `token::Gate` refuses, and 503 while shutting down. An event stream is
+//! checked by the same rules (`admit`) before its head is written.
 //! Requests tungstenite itself refuses (no key, wrong version, not HTTP) get a
 //! 400 or 426 written here, since it answers those with nothing. The whole
 //! handshake must finish before a deadline, however slowly bytes trickle in.
@@ -23,9 +25,10 @@ use tungstenite::{Error, WebSocket};
 
 use super::io::ConnIo;
 use super::target::{self, BadTarget, TargetLimits, Wanted, ECHO_PATH};
+use crate::channel::ChannelSet;
 use crate::http_error::{error_json, error_response};
 use crate::origin::OriginPolicy;
-use crate::token::{Gate, TokenError};
+use crate::token::{Gate, Grant, TokenError};
 
 /// The path of raw-frame clients (the page's `/config.json` names it).
 pub const WS_PATH: &str = ECHO_PATH;
@@ -73,6 +76,9 @@ pub enum Refusal {
     Version,
     #[error("not a valid WebSocket upgrade request: {0}")]
     BadUpgrade(String),
+    /// An event stream asked for with another method than GET.
+    #[error("{0} cannot open an event stream: use GET")]
+    Method(String),
 }
 
 impl Refusal {
@@ -83,8 +89,24 @@ impl Refusal {
             Refusal::Token(e) => e.status(),
             Refusal::ShuttingDown => 503,
             Refusal::Version => 426,
+            Refusal::Method(_) => 405,
             Refusal::BadUpgrade(_) | Refusal::BadTarget(_) => 400,
         }
+    }
+
+    /// The whole HTTP response: the status, `{"error": …}`, `Connection: close`.
+    pub fn response(&self) -> String {
+        let status = self.status();
+        let phrase = StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error");
+        let extra = match self {
+            Refusal::Version => "Sec-WebSocket-Version: 13\r\n",
+            Refusal::Method(_) => "Allow: GET\r\n",
+            _ => "",
+        };
+        error_response(status, phrase, &self.to_string(), extra)
     }
 }
 
@@ -136,23 +158,49 @@ fn check(req: &Request, settings: &HandshakeSettings, shutting_down: bool) -> Re
         BadTarget::Invalid(reason) => Refusal::BadTarget(reason),
     })?;
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if !settings.origins.allows(header("origin"), header("host")) {
-        return Err(Refusal::Origin(header("origin").unwrap_or("?").to_owned()));
+    let asked = Asked {
+        channels: &wanted.subscription.channels,
+        origin: header("origin"),
+        host: header("host"),
+        query: req.uri().query(),
+        cookies: req.headers().get_all("cookie").iter().map(|v| v.as_bytes()),
+    };
+    wanted.grant = admit(asked, settings, shutting_down)?;
+    Ok(wanted)
+}
+
+/// What the checks after the target read of a request, whichever transport
+/// it asks for.
+pub struct Asked<'a, C> {
+    /// The channels it would read (`all` first; `/echo` is `all` alone).
+    pub channels: &'a ChannelSet,
+    pub origin: Option<&'a str>,
+    pub host: Option<&'a str>,
+    /// The target after `?` (where `?token=` is).
+    pub query: Option<&'a str>,
+    /// Its `Cookie` header values (where `wspush_token` is).
+    pub cookies: C,
+}
+
+/// The checks after the target, for both transports: the `Origin` policy,
+/// the subscribe token (`Gate`, which counts its refusals), then shutdown.
+/// Returns what the token grants, if tokens are checked.
+pub fn admit<'a>(
+    asked: Asked<'a, impl IntoIterator<Item = &'a [u8]>>,
+    settings: &HandshakeSettings,
+    shutting_down: bool,
+) -> Result<Option<Grant>, Refusal> {
+    if !settings.origins.allows(asked.origin, asked.host) {
+        return Err(Refusal::Origin(asked.origin.unwrap_or("?").to_owned()));
     }
-    let cookies = req.headers().get_all("cookie").iter().map(|v| v.as_bytes());
-    wanted.grant = settings
+    let grant = settings
         .gate
-        .admit(
-            &wanted.subscription.channels,
-            req.uri().query(),
-            cookies,
-            SystemTime::now(),
-        )
+        .admit(asked.channels, asked.query, asked.cookies, SystemTime::now())
         .map_err(Refusal::Token)?;
     if shutting_down {
         return Err(Refusal::ShuttingDown);
     }
-    Ok(wanted)
+    Ok(grant)
 }
 
 fn refusal_response(refusal: &Refusal) -> ErrorResponse {
@@ -175,20 +223,16 @@ fn failure(stream: &TcpStream, err: Error, refused: Option<Refusal>) -> Rejectio
             Rejection::Timeout
         }
         (Error::Io(e), _) => Rejection::Io(e),
-        (Error::Protocol(tungstenite::error::ProtocolError::MissingSecWebSocketVersionHeader), _) => refuse(
-            stream,
-            Refusal::Version,
-            "Upgrade Required",
-            "Sec-WebSocket-Version: 13\r\n",
-        ),
-        (other, _) => refuse(stream, Refusal::BadUpgrade(other.to_string()), "Bad Request", ""),
+        (Error::Protocol(tungstenite::error::ProtocolError::MissingSecWebSocketVersionHeader), _) => {
+            refuse(stream, Refusal::Version)
+        }
+        (other, _) => refuse(stream, Refusal::BadUpgrade(other.to_string())),
     }
 }
 
 /// Writes the refusal as an HTTP error response (best effort).
-fn refuse(stream: &TcpStream, refusal: Refusal, phrase: &str, extra_headers: &str) -> Rejection {
-    let response = error_response(refusal.status(), phrase, &refusal.to_string(), extra_headers);
+pub fn refuse(stream: &TcpStream, refusal: Refusal) -> Rejection {
     let mut out = stream;
-    let _ = out.write_all(response.as_bytes());
+    let _ = out.write_all(refusal.response().as_bytes());
     Rejection::Refused(refusal)
 }

@@ -1,9 +1,11 @@
 // wspush dashboard (index.html): subscribes to `all` through wspush.js and shows
 // every message in order with its receive time, what was missed while away
-// (or that history was gone), the pod table, and the connection's state.
+// (or that history was gone), the pod table, and the connection's state and
+// transport (`websocket`, or `sse` for an EventSource stream). `?ws=` names the
+// server, `?transport=sse` (or `websocket`) forces a transport.
 // An ES module, no framework, no build step. Everything received is inserted
 // with textContent, never as HTML.
-import { subscribe, subscribeUrl, retryDelay } from './wspush.js';
+import { subscribe, subscribeUrl, eventsUrl, retryDelay } from './wspush.js';
 
 const MAX_ENTRIES = 500;
 const HISTORY_ON_LOAD = 50;
@@ -31,11 +33,16 @@ let entries = 0; // message entries in the list (marker lines not counted)
 let timesLive = 0;
 let firstReplayed = null; // the entry of the first message replayed since the last "live"
 let countdown = null;
+let base = null; // the server's base URL, once known
+
+const params = new URLSearchParams(location.search);
+// wspush.js refuses an unknown transport: the page then says so.
+const transport = params.get('transport') || 'auto';
 
 // `?ws=` (the WebSocket port's base URL, e.g. ws://host:8080) wins; otherwise
 // the server that serves the page says which port the WebSocket listens on.
 async function serverBase() {
-  const override = new URLSearchParams(location.search).get('ws');
+  const override = params.get('ws');
   if (override) return override;
   const response = await fetch('/config.json', { cache: 'no-store', signal: AbortSignal.timeout(5000) });
   if (!response.ok) throw new Error('/config.json answered ' + response.status);
@@ -45,7 +52,6 @@ async function serverBase() {
 }
 
 async function start(attempt) {
-  let base;
   try {
     base = await serverBase();
     ui.url.textContent = subscribeUrl(base, 'all');
@@ -54,12 +60,17 @@ async function start(attempt) {
     setTimeout(() => start(attempt + 1), retryDelay(attempt));
     return;
   }
-  subscription = subscribe(base, 'all', {
-    last: HISTORY_ON_LOAD,
-    onMessage: receive,
-    onReset: () => addMarker('reset', 'history gone: messages sent while disconnected may be missing'),
-    onStatus: showStatus,
-  });
+  try {
+    subscription = subscribe(base, 'all', {
+      transport,
+      last: HISTORY_ON_LOAD,
+      onMessage: receive,
+      onReset: () => addMarker('reset', 'history gone: messages sent while disconnected may be missing'),
+      onStatus: showStatus,
+    });
+  } catch (err) {
+    setState('closed', String(err.message || err));
+  }
 }
 
 function setState(state, text, detail) {
@@ -67,7 +78,10 @@ function setState(state, text, detail) {
   document.body.dataset.state = state;
   ui.state.textContent = text;
   ui.state.title = detail || '';
-  ui.button.disabled = state !== 'live';
+  // An event stream is one-way: only a WebSocket can send.
+  const canSend = state === 'live' && subscription !== null && subscription.transport === 'websocket';
+  ui.button.disabled = !canSend;
+  ui.button.title = state === 'live' && !canSend ? 'sending needs a WebSocket; this page receives over an event stream' : '';
 }
 
 // "reconnecting in N s", counting down.
@@ -82,7 +96,10 @@ function showWait(delay, reason) {
 }
 
 function showStatus(status) {
-  ui.transport.textContent = status.transport;
+  if (ui.transport.textContent !== status.transport) {
+    ui.transport.textContent = status.transport;
+    ui.url.textContent = (status.transport === 'sse' ? eventsUrl : subscribeUrl)(base, 'all');
+  }
   if (status.state === 'reconnecting') {
     const why = (status.code ? 'closed with code ' + status.code + ': ' : '') + (status.reason || '');
     showWait(status.delay, why);

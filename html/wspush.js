@@ -1,15 +1,17 @@
 // wspush.js: subscribe a browser to wspush channels, with reconnects that miss nothing.
-// One dependency-free ES module; copy it next to your page and
+// A dependency-free ES module; copy it and wspush-sse.js (its EventSource
+// transport) next to your page and
 //   import * as wspush from './wspush.js';
 // Everything received is handed over as data; nothing is ever inserted as HTML.
+import { openEventStream, TransportChoice, SSE_RETRY_MS } from './wspush-sse.js';
 
 /** A channel name as the server accepts it. */
 const CHANNEL_NAME = /^[A-Za-z0-9_.:@-]{1,128}$/;
 /** The first retry waits up to 1 s; each failure doubles that, up to 30 s. */
 const BACKOFF_FIRST_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
-/** The transports this version speaks (issue 12 adds "sse"). */
-const TRANSPORTS = ['websocket'];
+/** The transports this version speaks ("auto": WebSocket, falling back to EventSource). */
+const TRANSPORTS = ['auto', 'websocket', 'sse'];
 const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport'];
 
 /**
@@ -33,7 +35,8 @@ const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport
  *   an attempt is under way; "live": history (if any) replayed, live messages
  *   follow; "reconnecting": waiting `delay` ms before the next attempt; "closed":
  *   `close()` was called, nothing follows.
- * @property {"websocket"} transport The transport in use.
+ * @property {"websocket"|"sse"} transport The transport of this connection
+ *   (attempt): "sse" is an EventSource stream.
  * @property {string} [url] ("connecting") The URL being opened.
  * @property {number} [replayed] ("live") How many messages the server replayed
  *   before going live, counted across attempts that failed since the last "live".
@@ -44,6 +47,19 @@ const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport
  * @property {number} [attempt] ("reconnecting") Failed attempts since the last "live".
  * @property {number} [code] ("reconnecting") The WebSocket close code, if there was one.
  * @property {string} [reason] ("reconnecting") Why the connection ended.
+ */
+
+/* How a connection is lost and comes back, per transport:
+ * - WebSocket: any close; the library reconnects after `delay` with `?since=`.
+ * - EventSource ("sse"): a stream that was live and ended (kicked, dropped as
+ *   slow, server restart) is reconnected by EventSource itself after the
+ *   server's `retry:` (2 s, the `delay` reported), resuming with the
+ *   `Last-Event-ID` header it sends by itself; status goes "reconnecting",
+ *   then "connecting" when the server answers, then "live". Anything else (an
+ *   HTTP error, no connection, a stream that ends before it is live) closes
+ *   the EventSource, and the library reconnects with its backoff and `?since=`,
+ *   as for a WebSocket. Either way the messages, their `replayed` flags and
+ *   `onReset` are the same as over a WebSocket.
  */
 
 /**
@@ -59,7 +75,11 @@ const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport
  *   the latest `last` stored messages (`?last=N`); 0 (the default) asks for none.
  * @property {string} [since] Resume from this id on the first connection (e.g.
  *   `handle.lastId` saved across a page reload).
- * @property {"websocket"} [transport] The only transport of this version, and the default.
+ * @property {"auto"|"websocket"|"sse"} [transport] "auto" (the default):
+ *   WebSocket, falling back to EventSource after two WebSocket attempts in a
+ *   row fail to open (see `TransportChoice` in wspush-sse.js for when it goes
+ *   back). "websocket" or "sse": only that one. Over EventSource `send()` is
+ *   not available (the stream is one-way) and returns false.
  */
 
 /**
@@ -68,10 +88,13 @@ const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport
  * @property {() => void} close Closes the connection for good; no callback follows
  *   but one "closed" status.
  * @property {(text: string) => boolean} send Sends a text message (the server
- *   echoes it back to this connection alone); false when not connected.
+ *   echoes it back to this connection alone); false when not connected, or
+ *   connected over EventSource.
  * @property {string|null} lastId The id of the latest message, reset or "live"
  *   point seen: where the next connection resumes. Read-only.
  * @property {string} state The latest `Status.state`. Read-only.
+ * @property {"websocket"|"sse"} transport The transport of the current (or
+ *   next) connection. Read-only.
  */
 
 /**
@@ -81,7 +104,8 @@ const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport
  * every message arrives once and in order, or `onReset` says some may be lost.
  * @param {string} url The server's public (WebSocket) port: `ws://host:8080`,
  *   `wss://example.com/push` (a path is a prefix, e.g. behind a proxy);
- *   `http(s):` means `ws(s):`; relative to the page's address when relative.
+ *   `http(s):` and `ws(s):` are the same server (WebSockets use `ws(s):`, event
+ *   streams `http(s):`); relative to the page's address when relative.
  * @param {string|string[]} channels One name or several (`[A-Za-z0-9_.:@-]{1,128}`);
  *   every connection is also on `all`.
  * @param {Options} [options]
@@ -92,11 +116,12 @@ export function subscribe(url, channels, options = {}) {
   const opts = checkOptions(options);
   subscribeUrl(url, names); // a bad URL throws here, not on the first connect
   const cursor = new Cursor({ since: opts.since, last: opts.last });
-  const link = { socket: null, timer: null, failures: 0, closed: false, state: 'connecting' };
+  const choice = new TransportChoice(opts.transport);
+  const link = { socket: null, stream: null, timer: null, failures: 0, closed: false, state: 'connecting', transport: choice.next };
 
   const report = (status) => {
     link.state = status.state;
-    call(opts.onStatus, { transport: 'websocket', ...status });
+    call(opts.onStatus, { transport: link.transport, ...status });
   };
 
   const retry = (reason, code) => {
@@ -118,6 +143,11 @@ export function subscribe(url, channels, options = {}) {
 
   function connect() {
     link.timer = null;
+    link.transport = choice.next;
+    if (link.transport === 'sse') {
+      connectStream(url, names, { cursor, choice, link, report, retry, deliver });
+      return;
+    }
     const target = subscribeUrl(url, names, cursor.next());
     report({ state: 'connecting', url: target });
     if (link.closed) return; // onStatus called close()
@@ -125,16 +155,22 @@ export function subscribe(url, channels, options = {}) {
     try {
       ws = new WebSocket(target);
     } catch (err) {
+      choice.ended('websocket', false);
       retry(String((err && err.message) || err));
       return;
     }
     link.socket = ws;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+    };
     ws.onmessage = (event) => {
       if (link.socket === ws && typeof event.data === 'string') deliver(cursor.receive(event.data));
     };
     ws.onclose = (event) => {
       if (link.socket !== ws) return;
       link.socket = null;
+      choice.ended('websocket', opened);
       retry(event.reason || (event.code === 1006 ? 'connection failed or lost' : 'closed'), event.code);
     };
   }
@@ -145,9 +181,11 @@ export function subscribe(url, channels, options = {}) {
       if (link.closed) return;
       link.closed = true;
       clearTimeout(link.timer);
-      const ws = link.socket;
+      const [ws, stream] = [link.socket, link.stream];
       link.socket = null;
+      link.stream = null;
       if (ws) ws.close(1000);
+      if (stream) stream.close();
       report({ state: 'closed' });
     },
     send(text) {
@@ -162,11 +200,50 @@ export function subscribe(url, channels, options = {}) {
     get state() {
       return link.state;
     },
+    get transport() {
+      return link.transport;
+    },
   };
 }
 
 /**
- * The URL that subscribes to `channels` on the server at `base`:
+ * One EventSource attempt of `subscribe` (wspush-sse.js says who reconnects when).
+ * @param {string} url
+ * @param {string[]} names
+ * @param {object} sub `subscribe`'s state and steps.
+ */
+function connectStream(url, names, { cursor, choice, link, report, retry, deliver }) {
+  const target = eventsUrl(url, names, cursor.next());
+  report({ state: 'connecting', url: target });
+  if (link.closed) return; // onStatus called close()
+  const on = {
+    data: (text) => deliver(cursor.receive(text)),
+    open: (reconnected) => {
+      if (reconnected) report({ state: 'connecting', url: target });
+    },
+    // EventSource reconnects by itself, resuming with Last-Event-ID: a new
+    // attempt for the cursor, as if the library had started it.
+    ended: () => {
+      cursor.next();
+      link.failures += 1;
+      report({ state: 'reconnecting', delay: SSE_RETRY_MS, attempt: link.failures, reason: 'stream ended' });
+    },
+    failed: (reason, opened) => {
+      link.stream = null;
+      choice.ended('sse', opened);
+      retry(reason);
+    },
+  };
+  try {
+    link.stream = openEventStream(target, on);
+  } catch (err) {
+    choice.ended('sse', false);
+    retry(String((err && err.message) || err));
+  }
+}
+
+/**
+ * The WebSocket URL that subscribes to `channels` on the server at `base`:
  * `ws://host:8080` + ["all", "orders"] + {since: "x-7"} → `ws://host:8080/ws/all,orders?since=x-7`.
  * `since` wins over `last`; query parameters of `base` are kept.
  * @param {string} base See `subscribe`'s `url`.
@@ -174,12 +251,29 @@ export function subscribe(url, channels, options = {}) {
  * @param {{since?: string|null, last?: number}} [resume]
  * @returns {string}
  */
-export function subscribeUrl(base, channels, { since = null, last = 0 } = {}) {
+export function subscribeUrl(base, channels, resume) {
+  return serverUrl(base, '/ws/', { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' }, channels, resume);
+}
+
+/**
+ * The event-stream URL of the same subscription (`subscribeUrl`'s rules):
+ * `ws://host:8080` + ["all", "orders"] + {since: "x-7"} → `http://host:8080/events/all,orders?since=x-7`.
+ * @param {string} base See `subscribe`'s `url`.
+ * @param {string|string[]} channels
+ * @param {{since?: string|null, last?: number}} [resume]
+ * @returns {string}
+ */
+export function eventsUrl(base, channels, resume) {
+  const schemes = { 'http:': 'http:', 'https:': 'https:', 'ws:': 'http:', 'wss:': 'https:' };
+  return serverUrl(base, '/events/', schemes, channels, resume);
+}
+
+/** `base` with `path` + the channels appended, its scheme mapped by `schemes`, and the resume query. */
+function serverUrl(base, path, schemes, channels, { since = null, last = 0 } = {}) {
   const url = new URL(base, globalThis.location ? globalThis.location.href : undefined);
-  const schemes = { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' };
   if (!schemes[url.protocol]) throw new TypeError('wspush: not a ws:, wss:, http: or https: URL: ' + base);
   url.protocol = schemes[url.protocol];
-  url.pathname = url.pathname.replace(/\/+$/, '') + '/ws/' + channelList(channels).join(',');
+  url.pathname = url.pathname.replace(/\/+$/, '') + path + channelList(channels).join(',');
   url.hash = '';
   url.searchParams.delete('since');
   url.searchParams.delete('last');
@@ -285,7 +379,7 @@ function checkOptions(options) {
   for (const key of Object.keys(options)) {
     if (!OPTIONS.includes(key)) throw new TypeError('wspush: unknown option ' + key);
   }
-  const { transport = 'websocket', last = 0, since = null } = options;
+  const { transport = 'auto', last = 0, since = null } = options;
   if (!TRANSPORTS.includes(transport)) throw new TypeError('wspush: unsupported transport ' + transport);
   if (!Number.isInteger(last) || last < 0) throw new TypeError('wspush: last must be a whole number >= 0');
   if (since !== null && typeof since !== 'string') throw new TypeError('wspush: since must be an id string');
@@ -294,7 +388,7 @@ function checkOptions(options) {
       throw new TypeError('wspush: ' + name + ' must be a function');
     }
   }
-  return { ...options, last, since };
+  return { ...options, transport, last, since };
 }
 
 /** Calls an app's callback; an error in it is reported but stops nothing here. */

@@ -2,7 +2,8 @@
 //! message to one client.
 //!
 //! Each message is encoded once per transport (`message::Prepared`), before
-//! the registry lock where it does not depend on the id, and shared; each
+//! the registry lock where it does not depend on the id, and shared (an
+//! event-stream client's event by the first such client: `message::outgoing`); each
 //! offer is a non-blocking write or a queue push (see `client::outbox`). A
 //! client that is not keeping up is dropped by its outbox as a slow consumer,
 //! so it never holds up the others.
@@ -75,15 +76,16 @@ impl Fanout {
     pub fn publish_local(&self, channel: &ChannelName, msg: &Payload) -> Delivered {
         let prepared = Prepared::new(channel, msg);
         let now = Instant::now();
+        let encoded = &self.stats.sse_events_encoded;
         let delivered = self.registry.with_hub(|hub| {
             let stored = hub.history.publish(channel, now, |id| prepared.frames(id));
             let subscribers = hub.subscribers(channel);
-            let frames = stored.frames();
             let clients = self.offer_sharded(&subscribers, &|client: &Client| {
-                frames
-                    .for_transport(client.transport())
+                message::outgoing(&stored, client.transport(), encoded)
                     .is_some_and(|frame| self.offer(client, frame))
             });
+            // An event-stream subscriber made the message's event: count it.
+            hub.history.recharge(&stored);
             Delivered {
                 clients,
                 id: stored.id(),

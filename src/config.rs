@@ -3,11 +3,12 @@
 //! `Config` holds the flags as given; `server::Server::start` validates them
 //! and derives what the server runs with (the pod list, the client limit).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use ipnet::IpNet;
 
 /// How the ping thread pings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,6 +163,11 @@ pub struct Config {
     /// This node's id in a cluster: A-Z a-z 0-9 . _ - [default: random, printed at startup].
     #[arg(long, env = "WSPUSH_NODE_ID")]
     pub node_id: Option<String>,
+
+    /// Network of a reverse proxy whose X-Forwarded-For names the client (repeatable;
+    /// a CIDR like 10.0.0.0/8, or one address). Connections from elsewhere are their own client.
+    #[arg(long = "trusted-proxy", env = "WSPUSH_TRUSTED_PROXY", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// A token must not be empty: an empty one would let requests without any token in.
@@ -184,6 +190,14 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A network `ADDR/PREFIX`, or one address (a /32 or /128).
+fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{s}` is not an address or a network like 10.0.0.0/8"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +214,29 @@ mod tests {
     fn an_empty_token_is_refused() {
         assert!(Config::try_parse_from(["wspush", "--publish-token", ""]).is_err());
         assert!(Config::try_parse_from(["wspush", "--publish-token", "x"]).is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_or_single_addresses() {
+        let config = Config::try_parse_from([
+            "wspush",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "127.0.0.1,::1",
+        ])
+        .unwrap();
+        let nets: Vec<String> = config.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
+        assert!(Config::try_parse_from(["wspush"])
+            .unwrap()
+            .trusted_proxies
+            .is_empty());
+        for bad in ["10.0.0.0/33", "proxy.example", ""] {
+            assert!(
+                Config::try_parse_from(["wspush", "--trusted-proxy", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }

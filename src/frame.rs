@@ -72,6 +72,21 @@ pub fn text_written(len: usize, fill: impl FnOnce(&mut io::Cursor<&mut [u8]>)) -
     out
 }
 
+/// The payload of a text frame this module encoded (server frames are never
+/// masked); empty if it is not one.
+pub fn text_payload(frame: &[u8]) -> &str {
+    let head = match frame.get(1).map(|b| b & 0x7F) {
+        Some(126) => 4,
+        Some(127) => MAX_HEADER,
+        Some(_) => 2,
+        None => return "",
+    };
+    frame
+        .get(head..)
+        .and_then(|payload| std::str::from_utf8(payload).ok())
+        .unwrap_or("")
+}
+
 /// Writes a FIN text frame's header for `len` payload bytes; returns its length.
 fn text_header(out: &mut [u8; MAX_HEADER], len: usize) -> usize {
     out[0] = FIN_TEXT;
@@ -130,6 +145,15 @@ mod tests {
             });
             assert_eq!(written, text(&payload), "{len}");
         }
+    }
+
+    #[test]
+    fn a_text_frames_payload_is_read_back_whatever_its_length() {
+        for len in [0, 125, 126, 65535, 65536] {
+            let payload = "é".repeat(len / 2);
+            assert_eq!(text_payload(&text(&payload)), payload, "{len}");
+        }
+        assert_eq!(text_payload(&[]), "");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use crate::client::{Client, Transport};
 use crate::frame::EncodedFrame;
-use crate::history::{MessageId, Replay, ResetReason, Since, Stored};
+use crate::history::{Replay, ResetReason, Since, Stored};
 use crate::message::{self, Frames};
 use crate::registry::{Hub, Registration, Registry};
 use crate::stats::Stats;
@@ -134,43 +134,46 @@ pub fn join(ctx: &JoinContext, client: Arc<Client>, start: &Start) -> (Registrat
 
 /// Under the lock: works out and offers what `client` is sent before live messages.
 fn first_frames(ctx: &JoinContext, hub: &mut Hub, client: &Arc<Client>, start: &Start) -> Joined {
-    if client.transport() == Transport::Echo {
+    let transport = client.transport();
+    if transport == Transport::Echo {
         return Joined::Echo;
     }
     let now = Instant::now();
     let channels = &client.subscription.channels;
     let latest = hub.history.latest();
-    let subscribed = message::subscribed(&latest, channels);
-    let fits = |stored: &[Arc<Stored<Frames>>]| ctx.newest_that_fit(stored, &subscribed);
-    let (first, joined): (Vec<EncodedFrame>, Joined) = match start {
+    let subscribed = message::subscribed(&latest, channels, transport);
+    // Every stored message looked at: an event-stream client's look encodes
+    // their events, which the history must then count.
+    let mut looked_at = Vec::new();
+    let (first, joined) = match start {
         Start::Live => (Vec::new(), Joined::Live),
         Start::Since(since) => match hub.history.replay(channels, since, now) {
-            Replay::Messages(stored) if fits(&stored) == stored.len() => (
-                envelopes(&stored),
-                Joined::Resumed {
-                    replayed: stored.len(),
-                },
+            Replay::Messages(stored) => {
+                let fitting = ctx.newest_that_fit(&stored, &subscribed, transport);
+                looked_at = stored;
+                if fitting == looked_at.len() {
+                    let replayed = looked_at.len();
+                    (ctx.outgoing(&looked_at, transport), Joined::Resumed { replayed })
+                } else {
+                    let cause = ctx.queue_cause(looked_at.len());
+                    (vec![message::reset(&latest, transport)], Joined::Reset(cause))
+                }
+            }
+            Replay::Reset { latest, reason } => (
+                vec![message::reset(&latest, transport)],
+                Joined::Reset(ResetCause::History(reason)),
             ),
-            Replay::Messages(stored) => reset(
-                &latest,
-                ResetCause::Queue {
-                    missed: stored.len(),
-                    queue_len: ctx.queue_len,
-                    queue_bytes: ctx.queue_bytes,
-                },
-            ),
-            Replay::Reset { latest, reason } => reset(&latest, ResetCause::History(reason)),
         },
         Start::Last(asked) => {
-            let mut newest = hub.history.last(channels, *asked, now);
-            let stored = newest.len();
-            newest.drain(..stored - fits(&newest));
+            looked_at = hub.history.last(channels, *asked, now);
+            let stored = looked_at.len();
+            let sent = ctx.newest_that_fit(&looked_at, &subscribed, transport);
             let joined = Joined::Last {
                 asked: *asked,
                 stored,
-                sent: newest.len(),
+                sent,
             };
-            (envelopes(&newest), joined)
+            (ctx.outgoing(&looked_at[stored - sent..], transport), joined)
         }
     };
     for frame in first.into_iter().chain([subscribed]) {
@@ -178,19 +181,35 @@ fn first_frames(ctx: &JoinContext, hub: &mut Hub, client: &Arc<Client>, start: &
             break;
         }
     }
+    for stored in &looked_at {
+        hub.history.recharge(stored);
+    }
     joined
 }
 
 impl JoinContext {
     /// How many of the newest of `stored` fit an empty queue with `last`
-    /// after them. The outbox takes one frame of any size when nothing
-    /// waits, more only within both bounds; counted as if the socket took
-    /// none of them at once.
-    fn newest_that_fit(&self, stored: &[Arc<Stored<Frames>>], last: &EncodedFrame) -> usize {
-        let mut bytes = last.len();
+    /// after them, as `transport` sends them. The outbox takes one frame of
+    /// any size when nothing waits, more only within both bounds; counted as
+    /// if the socket took none of them at once.
+    fn newest_that_fit(
+        &self,
+        stored: &[Arc<Stored<Frames>>],
+        last: &EncodedFrame,
+        transport: Transport,
+    ) -> usize {
+        self.fit(
+            stored.iter().rev().map(|m| self.outgoing_len(m, transport)),
+            last.len(),
+        )
+    }
+
+    /// How many of `lens` (newest first) fit with `last` bytes after them.
+    fn fit(&self, lens: impl Iterator<Item = usize>, last: usize) -> usize {
+        let mut bytes = last;
         let mut fitting = 0;
-        for message in stored.iter().rev() {
-            bytes += message.frames().envelope().len();
+        for len in lens {
+            bytes += len;
             if fitting + 2 > self.queue_len || bytes > self.queue_bytes {
                 break;
             }
@@ -198,14 +217,26 @@ impl JoinContext {
         }
         fitting
     }
-}
 
-fn envelopes(stored: &[Arc<Stored<Frames>>]) -> Vec<EncodedFrame> {
-    stored.iter().map(|m| Arc::clone(m.frames().envelope())).collect()
-}
+    fn outgoing_len(&self, stored: &Stored<Frames>, transport: Transport) -> usize {
+        message::outgoing(stored, transport, &self.stats.sse_events_encoded).map_or(0, |f| f.len())
+    }
 
-fn reset(latest: &MessageId, cause: ResetCause) -> (Vec<EncodedFrame>, Joined) {
-    (vec![message::reset(latest)], Joined::Reset(cause))
+    /// What `transport` sends for each of `stored`.
+    fn outgoing(&self, stored: &[Arc<Stored<Frames>>], transport: Transport) -> Vec<EncodedFrame> {
+        stored
+            .iter()
+            .filter_map(|m| message::outgoing(m, transport, &self.stats.sse_events_encoded).cloned())
+            .collect()
+    }
+
+    fn queue_cause(&self, missed: usize) -> ResetCause {
+        ResetCause::Queue {
+            missed,
+            queue_len: self.queue_len,
+            queue_bytes: self.queue_bytes,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -237,7 +268,7 @@ mod tests {
         let prepared = Prepared::new(&channel, &payload);
         (0..n)
             .map(|_| history.publish(&channel, Instant::now(), |id| prepared.frames(id)))
-            .inspect(|m| assert_eq!(m.frames().envelope().len(), len))
+            .inspect(|m| assert_eq!(context(1, 1).outgoing_len(m, Transport::Ws), len))
             .collect()
     }
 
@@ -245,14 +276,32 @@ mod tests {
     fn what_is_sent_first_fits_both_queue_bounds_with_subscribed() {
         let last: EncodedFrame = vec![0u8; 100].into();
         let nine = stored(9, 100);
+        let fit = |ctx: JoinContext| ctx.newest_that_fit(&nine, &last, Transport::Ws);
         // Frames: n messages and `subscribed` must be at most --queue-len.
-        assert_eq!(context(10, usize::MAX).newest_that_fit(&nine, &last), 9);
-        assert_eq!(context(5, usize::MAX).newest_that_fit(&nine, &last), 4);
+        assert_eq!(fit(context(10, usize::MAX)), 9);
+        assert_eq!(fit(context(5, usize::MAX)), 4);
         // Bytes: 100 each, `subscribed` included.
-        assert_eq!(context(1024, 1000).newest_that_fit(&nine, &last), 9);
-        assert_eq!(context(1024, 999).newest_that_fit(&nine, &last), 8);
-        assert_eq!(context(1024, 199).newest_that_fit(&nine, &last), 0);
-        assert_eq!(context(1, usize::MAX).newest_that_fit(&nine, &last), 0);
+        assert_eq!(fit(context(1024, 1000)), 9);
+        assert_eq!(fit(context(1024, 999)), 8);
+        assert_eq!(fit(context(1024, 199)), 0);
+        assert_eq!(fit(context(1, usize::MAX)), 0);
+    }
+
+    #[test]
+    fn an_event_stream_is_fitted_by_its_events_which_are_made_once() {
+        let last: EncodedFrame = vec![0u8; 100].into();
+        let nine = stored(9, 100);
+        let ctx = context(1024, 1000);
+        // An event is longer than its frame (`id:` and `data:` lines): fewer fit.
+        let fits = ctx.newest_that_fit(&nine, &last, Transport::Sse);
+        let event_len = ctx.outgoing_len(&nine[8], Transport::Sse);
+        assert!(event_len > 100, "{event_len}");
+        assert_eq!(fits, (1000 - 100) / event_len);
+        // Made for those that fit and the first that did not; only once.
+        let made = ctx.stats.sse_events_encoded.get();
+        assert_eq!(made, fits as u64 + 1);
+        ctx.newest_that_fit(&nine, &last, Transport::Sse);
+        assert_eq!(ctx.stats.sse_events_encoded.get(), made, "not again");
     }
 
     #[test]

@@ -28,12 +28,35 @@ use crate::config::PingStyle;
 use crate::frame::{self, EncodedFrame};
 use crate::memory::HeapTrimmer;
 use crate::registry::Registry;
+use crate::sse;
 use crate::stats::Stats;
 use crate::stop::StopToken;
 use crate::threads::{Role, ThreadSpawner};
 
 /// Longest gap between two checks for silent clients.
 const MAX_REAP_CHECK: Duration = Duration::from_secs(1);
+
+/// A ping for each transport, encoded once per round.
+struct Pings {
+    frame: EncodedFrame,
+    comment: EncodedFrame,
+}
+
+impl Pings {
+    fn new() -> Pings {
+        Pings {
+            frame: frame::ping(),
+            comment: sse::ping(),
+        }
+    }
+
+    fn for_transport(&self, transport: Transport) -> &EncodedFrame {
+        match transport {
+            Transport::Echo | Transport::Ws => &self.frame,
+            Transport::Sse => &self.comment,
+        }
+    }
+}
 
 /// What the ping thread needs.
 pub struct Pinger {
@@ -68,7 +91,7 @@ impl Pinger {
         // Frame pings: each client once every `slices` checks, about once an interval.
         let spread = self.style == PingStyle::Frame;
         let slices = (self.interval.as_nanos() / check_every.as_nanos()).max(1) as u64;
-        let ping = frame::ping();
+        let ping = Pings::new();
         let mut round: u64 = 0;
         let mut trimmer = HeapTrimmer::new();
         loop {
@@ -98,18 +121,19 @@ impl Pinger {
     }
 
     /// Pings the clients whose id falls in `slice` of `slices`.
-    fn ping_slice(&self, ping: &EncodedFrame, slice: u64, slices: u64) {
-        self.fanout
-            .offer_each(|client| client.id.0 % slices == slice && self.fanout.offer(client, ping));
+    fn ping_slice(&self, ping: &Pings, slice: u64, slices: u64) {
+        self.fanout.offer_each(|client| {
+            client.id.0 % slices == slice && self.fanout.offer(client, ping.for_transport(client.transport()))
+        });
     }
 
     /// The tutorial's round: a Ping to every client, and a text `ping` to
     /// each `/echo` client.
     fn ping_all(&self) {
-        let ping = frame::ping();
+        let ping = Pings::new();
         let text = frame::text("ping");
         self.fanout.offer_each(|client| {
-            self.fanout.offer(client, &ping)
+            self.fanout.offer(client, ping.for_transport(client.transport()))
                 && (client.transport() != Transport::Echo || self.fanout.offer(client, &text))
         });
     }
@@ -119,7 +143,7 @@ impl Pinger {
         let limit = timeout.as_millis() as u64;
         let mut silent = Vec::new();
         self.registry.for_each(|client| {
-            if client.last_seen.silent_ms() > limit {
+            if client.transport() != Transport::Sse && client.last_seen.silent_ms() > limit {
                 silent.push(Arc::clone(client));
             }
         });

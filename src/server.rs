@@ -18,14 +18,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use self::setup::{
-    bind, front_door, going_away, http_context, max_clients, pinger_context, reachable, session_context,
-    validate, warn_about, Bound, Core,
+    bind, front_door, http_context, max_clients, pinger_context, reachable, session_context, validate,
+    warn_about, Bound, Core,
 };
 use crate::acceptor::{self, Acceptor};
 use crate::cluster::{self, Cluster, ClusterSettings, ClusterThreads};
 use crate::config::Config;
 use crate::http_api::HttpApi;
 use crate::http_front::{HttpFront, SocketDir};
+use crate::message::GoingAway;
 use crate::metrics::Metrics;
 use crate::pinger;
 use crate::pods::{PodList, PodsError};
@@ -226,16 +227,16 @@ impl Server {
         self.metrics.snapshot()
     }
 
-    /// Stops accepting, sends Close 1001 to every client, waits up to 2 s for
-    /// them to go, then returns.
+    /// Stops accepting, sends Close 1001 to every client (ends every event
+    /// stream), waits up to 2 s for them to go, then returns.
     pub fn shutdown(mut self) {
         self.stop_threads();
         let clients = self.registry.snapshot();
         log::info!("shutting down: closing {} client(s)", clients.len());
-        let going_away = going_away();
+        let going_away = GoingAway::new();
         for client in &clients {
             client.mark_ended("server shutting down");
-            client.outbox.close(going_away.clone());
+            client.outbox.close(going_away.for_transport(client.transport()));
         }
         if !self.registry.wait_empty(SHUTDOWN_GRACE) {
             let left = self.registry.snapshot();

@@ -63,7 +63,7 @@ macro_rules! counters {
 }
 
 counters! {
-    connections_accepted: "WebSocket handshakes completed",
+    connections_accepted: "Clients accepted: WebSocket handshakes completed and event streams opened",
     broadcasts: "Messages published to all clients",
     messages_published: "Messages published, to any channel (`all` included)",
     deliveries_queued: "Frames accepted for delivery to a client (written or queued)",
@@ -74,7 +74,8 @@ counters! {
     resumes: "Subscriptions with ?since= that were replayed what they missed (even nothing)",
     resets: "Subscriptions with ?since= sent a reset instead (history gone, unknown or unreadable since, too much to replay)",
     messages_replayed: "Stored messages sent to joining clients (?since= replays and ?last=N)",
-    handshakes_rejected: "Connections refused before or during the WebSocket handshake",
+    sse_events_encoded: "Messages encoded as a Server-Sent Event: at most once each, however many event-stream clients get it",
+    handshakes_rejected: "Connections refused before or during the WebSocket handshake or an event stream's request",
     http_connections_refused: "Side-port connections answered 503 at --http-max-connections",
     http_connections_evicted: "Side-port connections closed to make room for a new one",
     http_requests_rejected: "Side-port requests the front door answered 4xx/5xx itself",
@@ -157,7 +158,7 @@ mod tests {
         let json = serde_json::to_string(&stats.snapshot(3, extra)).unwrap();
         assert_eq!(
             json,
-            r#"{"clients":3,"connections_accepted":0,"broadcasts":1,"messages_published":0,"deliveries_queued":0,"sharded_broadcasts":0,"slow_clients_dropped":0,"clients_reaped":0,"clients_kicked":0,"resumes":0,"resets":0,"messages_replayed":0,"handshakes_rejected":0,"http_connections_refused":0,"http_connections_evicted":0,"http_requests_rejected":0,"thread_spawn_failures":2,"uptime_seconds":0,"node":"a","redis_up":true}"#
+            r#"{"clients":3,"connections_accepted":0,"broadcasts":1,"messages_published":0,"deliveries_queued":0,"sharded_broadcasts":0,"slow_clients_dropped":0,"clients_reaped":0,"clients_kicked":0,"resumes":0,"resets":0,"messages_replayed":0,"sse_events_encoded":0,"handshakes_rejected":0,"http_connections_refused":0,"http_connections_evicted":0,"http_requests_rejected":0,"thread_spawn_failures":2,"uptime_seconds":0,"node":"a","redis_up":true}"#
         );
     }
 }

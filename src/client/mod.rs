@@ -1,5 +1,5 @@
-//! One connected WebSocket client: who it is, what it subscribed to, and the
-//! single writer of its socket.
+//! One connected client (WebSocket or event stream): who it is, what it
+//! subscribed to, and the single writer of its socket.
 //!
 //! The connection's reader thread is `session`; `outbox` is the only way bytes
 //! reach the socket.
@@ -7,16 +7,17 @@
 pub mod outbox;
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use tungstenite::protocol::frame::coding::CloseCode;
 
-pub use self::outbox::{Outbox, OutboxConfig};
+pub use self::outbox::{Framing, Outbox, OutboxConfig};
 use crate::channel::ChannelSet;
 use crate::frame;
+use crate::proxy::ClientAddr;
+use crate::sse;
 
 /// How a client is written to, by the URL it connected to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +26,9 @@ pub enum Transport {
     Echo,
     /// `/ws/…`: each message as a JSON envelope in a text frame (`envelope`).
     Ws,
+    /// `GET /events/…`: each message as the same envelope in a Server-Sent
+    /// Event (`sse`); the client sends nothing after its request.
+    Sse,
 }
 
 impl Transport {
@@ -33,6 +37,15 @@ impl Transport {
         match self {
             Transport::Echo => "echo",
             Transport::Ws => "ws",
+            Transport::Sse => "sse",
+        }
+    }
+
+    /// How its socket is written.
+    pub fn framing(self) -> Framing {
+        match self {
+            Transport::Echo | Transport::Ws => Framing::WebSocket,
+            Transport::Sse => Framing::EventStream,
         }
     }
 }
@@ -59,15 +72,21 @@ impl Subscription {
 
     /// A `/ws/…` client on `channels` (an `all`-only set is the shared one).
     pub fn ws(channels: ChannelSet) -> Subscription {
+        Subscription::enveloped(Transport::Ws, channels)
+    }
+
+    /// An event-stream client (`/events/…`) on `channels`.
+    pub fn sse(channels: ChannelSet) -> Subscription {
+        Subscription::enveloped(Transport::Sse, channels)
+    }
+
+    fn enveloped(transport: Transport, channels: ChannelSet) -> Subscription {
         let channels = if channels.len() == 1 {
             Arc::clone(&ALL_ONLY)
         } else {
             Arc::new(channels)
         };
-        Subscription {
-            transport: Transport::Ws,
-            channels,
-        }
+        Subscription { transport, channels }
     }
 }
 
@@ -122,7 +141,8 @@ pub struct Client {
     pub id: ClientId,
     /// Shown before the id in `/clients` and logs (`a-7`): a cluster node's id.
     id_prefix: Option<Arc<str>>,
-    pub peer: SocketAddr,
+    /// Its address: the TCP peer, or the client a trusted proxy forwarded.
+    pub peer: ClientAddr,
     /// When the handshake completed.
     pub connected_at: SystemTime,
     /// When bytes last arrived from the peer.
@@ -136,7 +156,7 @@ impl Client {
     pub fn new(
         id: ClientId,
         id_prefix: Option<Arc<str>>,
-        peer: SocketAddr,
+        peer: ClientAddr,
         last_seen: Arc<LastSeen>,
         outbox: Arc<Outbox>,
         subscription: Subscription,
@@ -157,12 +177,17 @@ impl Client {
         self.subscription.transport
     }
 
-    /// Closes it with 1008 `kicked`, recording `reason` for its log line;
+    /// Closes it with 1008 `kicked` (an event stream: an `event: kicked`,
+    /// then the end of the stream), recording `reason` for its log line;
     /// false if the server had already ended it for another reason.
     pub fn kick(&self, reason: impl Into<String>) -> bool {
         let first = self.mark_ended(reason);
         if first {
-            self.outbox.close(frame::close(CloseCode::Policy, "kicked"));
+            let last = match self.transport() {
+                Transport::Echo | Transport::Ws => frame::close(CloseCode::Policy, "kicked"),
+                Transport::Sse => sse::kicked(),
+            };
+            self.outbox.close(last);
         }
         first
     }

@@ -167,6 +167,28 @@ impl<F: HeldBytes> History<F> {
         stored
     }
 
+    /// Counts what `stored` came to hold since it was stored (an encoding
+    /// made later, for another transport), if it is still stored, and evicts
+    /// what the byte cap then no longer allows. A message no longer stored
+    /// is not counted: its bytes go with the last client holding it.
+    pub fn recharge(&mut self, stored: &Stored<F>) {
+        let seq = stored.id().seq();
+        let held = self.channels.get(stored.channel().as_str()).is_some_and(|entry| {
+            entry
+                .messages
+                .binary_search_by_key(&seq, |m| m.id().seq())
+                .is_ok_and(|i| std::ptr::eq(&*entry.messages[i], stored))
+        });
+        if !held {
+            return;
+        }
+        let grown = stored.recharge();
+        if grown > 0 {
+            self.stored_bytes += grown;
+            self.enforce_byte_cap();
+        }
+    }
+
     /// The caller tells whether `channel` has subscribers (call it when its count
     /// goes from 0 to 1 and from 1 to 0). A subscribed channel keeps its entry,
     /// and so its own eviction floor, while its history is empty; an unsubscribed

@@ -5,9 +5,12 @@
 //! envelope, later an SSE event too), encoded once per publish and shared as
 //! `Arc<Stored<F>>` by the history and every client it is written to. Its `cost`
 //! is the heap it really holds, as glibc malloc counts it, so that
-//! `--history-bytes` caps memory, not payload.
+//! `--history-bytes` caps memory, not payload. A transport's encoding made
+//! later (an SSE event, encoded by the first event-stream client a message
+//! goes to) grows what it holds; `History::recharge` counts the growth.
 
 use std::mem::size_of;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -51,15 +54,15 @@ pub struct Stored<F> {
     id: MessageId,
     channel: ChannelName,
     at: Instant,
-    cost: usize,
+    /// What the history counts for it; only changed under the history's
+    /// caller's lock (`recharge`), atomic only because the message is shared.
+    cost: AtomicUsize,
     frames: F,
 }
 
 impl<F: HeldBytes> Stored<F> {
     pub(super) fn new(id: MessageId, channel: ChannelName, at: Instant, frames: F) -> Arc<Stored<F>> {
-        // The `Arc` allocation (two counts and this struct) plus what the frames hold.
-        let own = heap_cost(2 * size_of::<usize>() + size_of::<Stored<F>>());
-        let cost = own + frames.held_bytes();
+        let cost = AtomicUsize::new(own_cost::<F>() + frames.held_bytes());
         Arc::new(Stored {
             id,
             channel,
@@ -68,6 +71,18 @@ impl<F: HeldBytes> Stored<F> {
             frames,
         })
     }
+
+    /// Sets the counted cost to what it holds now; returns the growth since
+    /// it was last counted (frames only ever gain encodings).
+    pub(super) fn recharge(&self) -> usize {
+        let now = own_cost::<F>() + self.frames.held_bytes();
+        now.saturating_sub(self.cost.swap(now, Relaxed))
+    }
+}
+
+/// The `Arc` allocation of a `Stored<F>`: two counts and the struct.
+fn own_cost<F>() -> usize {
+    heap_cost(2 * size_of::<usize>() + size_of::<Stored<F>>())
 }
 
 impl<F> Stored<F> {
@@ -88,7 +103,7 @@ impl<F> Stored<F> {
 
     /// Heap bytes it holds: the `Arc<Stored>` and its frames (the history adds its deque slot).
     pub fn cost(&self) -> usize {
-        self.cost
+        self.cost.load(Relaxed)
     }
 
     /// Its encoded frames.

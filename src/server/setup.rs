@@ -9,23 +9,23 @@ use std::thread;
 
 use prometheus_client::metrics::counter::Counter;
 use socket2::{Domain, Socket, Type};
-use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::WebSocketConfig;
 
 use super::StartError;
 use crate::broadcast::Fanout;
 use crate::client::OutboxConfig;
 use crate::config::Config;
-use crate::frame::{self, EncodedFrame};
 use crate::history::HistoryLimits;
 use crate::http_api::HttpContext;
 use crate::http_front::{self, FrontDoor, SocketDir};
 use crate::join::JoinContext;
 use crate::limits::Ceilings;
+use crate::message::GoingAway;
 use crate::metrics::Metrics;
 use crate::origin::OriginPolicy;
 use crate::pinger::Pinger;
 use crate::pods::PodList;
+use crate::proxy::TrustedProxies;
 use crate::publish::Publish;
 use crate::registry::Registry;
 use crate::session::handshake::{HandshakeSettings, WS_PATH};
@@ -120,6 +120,8 @@ pub(super) fn session_context(config: &Config, core: &Core, stop: StopToken) -> 
             timeout: config.handshake_timeout,
         },
         write_timeout: config.write_timeout,
+        unacked_timeout: config.pong_timeout,
+        proxies: TrustedProxies::new(&config.trusted_proxies),
         join: JoinContext {
             registry: Arc::clone(&core.registry),
             stats: Arc::clone(&core.stats),
@@ -136,7 +138,7 @@ pub(super) fn session_context(config: &Config, core: &Core, stop: StopToken) -> 
             stats: Arc::clone(&core.stats),
         }),
         stop,
-        going_away: going_away(),
+        going_away: GoingAway::new(),
     }
 }
 
@@ -191,10 +193,6 @@ pub(super) fn front_door(
         stop,
         ended: core.http_conns_ended.clone(),
     }
-}
-
-pub(super) fn going_away() -> EncodedFrame {
-    frame::close(CloseCode::Away, "going away")
 }
 
 /// `--max-clients`, or what the machine's limits allow.

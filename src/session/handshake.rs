@@ -1,9 +1,11 @@
-//! The WebSocket handshake on a new connection: path, origin, deadline, bad requests.
+//! The WebSocket handshake on a new connection: path, origin, deadline, bad
+//! requests; and the refusals both transports share.
 //!
-//! tungstenite parses the upgrade request; our callback reads its target
-//! (`target`: `/echo` or `/ws/{channels}`), and answers 404 for other paths,
-//! 400 for a bad channel list or `last`, 403 for a refused origin and 503
-//! while shutting down.
+//! tungstenite parses the upgrade request (its head read once already, and
+//! replayed: `io`); our callback reads its target (`target`: `/echo` or
+//! `/ws/{channels}`), and answers 404 for other paths, 400 for a bad channel
+//! list or `last`, 403 for a refused origin and 503 while shutting down. An
+//! event stream is checked by the same rules (`admit`).
 //! Requests tungstenite itself refuses (no key, wrong version, not HTTP) get a
 //! 400 or 426 written here, since it answers those with nothing. The whole
 //! handshake must finish before a deadline, however slowly bytes trickle in.
@@ -66,6 +68,9 @@ pub enum Refusal {
     Version,
     #[error("not a valid WebSocket upgrade request: {0}")]
     BadUpgrade(String),
+    /// An event stream asked for with another method than GET.
+    #[error("{0} cannot open an event stream: use GET")]
+    Method(String),
 }
 
 impl Refusal {
@@ -75,8 +80,24 @@ impl Refusal {
             Refusal::Origin(_) => 403,
             Refusal::ShuttingDown => 503,
             Refusal::Version => 426,
+            Refusal::Method(_) => 405,
             Refusal::BadUpgrade(_) | Refusal::BadTarget(_) => 400,
         }
+    }
+
+    /// The whole HTTP response: the status, `{"error": …}`, `Connection: close`.
+    pub fn response(&self) -> String {
+        let status = self.status();
+        let phrase = StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error");
+        let extra = match self {
+            Refusal::Version => "Sec-WebSocket-Version: 13\r\n",
+            Refusal::Method(_) => "Allow: GET\r\n",
+            _ => "",
+        };
+        error_response(status, phrase, &self.to_string(), extra)
     }
 }
 
@@ -128,13 +149,25 @@ fn check(req: &Request, settings: &HandshakeSettings, shutting_down: bool) -> Re
         BadTarget::Invalid(reason) => Refusal::BadTarget(reason),
     })?;
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if !settings.origins.allows(header("origin"), header("host")) {
-        return Err(Refusal::Origin(header("origin").unwrap_or("?").to_owned()));
+    admit(header("origin"), header("host"), settings, shutting_down)?;
+    Ok(wanted)
+}
+
+/// The checks after the target, for both transports: the `Origin` policy,
+/// then shutdown.
+pub fn admit(
+    origin: Option<&str>,
+    host: Option<&str>,
+    settings: &HandshakeSettings,
+    shutting_down: bool,
+) -> Result<(), Refusal> {
+    if !settings.origins.allows(origin, host) {
+        return Err(Refusal::Origin(origin.unwrap_or("?").to_owned()));
     }
     if shutting_down {
         return Err(Refusal::ShuttingDown);
     }
-    Ok(wanted)
+    Ok(())
 }
 
 fn refusal_response(refusal: &Refusal) -> ErrorResponse {
@@ -157,20 +190,16 @@ fn failure(stream: &TcpStream, err: Error, refused: Option<Refusal>) -> Rejectio
             Rejection::Timeout
         }
         (Error::Io(e), _) => Rejection::Io(e),
-        (Error::Protocol(tungstenite::error::ProtocolError::MissingSecWebSocketVersionHeader), _) => refuse(
-            stream,
-            Refusal::Version,
-            "Upgrade Required",
-            "Sec-WebSocket-Version: 13\r\n",
-        ),
-        (other, _) => refuse(stream, Refusal::BadUpgrade(other.to_string()), "Bad Request", ""),
+        (Error::Protocol(tungstenite::error::ProtocolError::MissingSecWebSocketVersionHeader), _) => {
+            refuse(stream, Refusal::Version)
+        }
+        (other, _) => refuse(stream, Refusal::BadUpgrade(other.to_string())),
     }
 }
 
 /// Writes the refusal as an HTTP error response (best effort).
-fn refuse(stream: &TcpStream, refusal: Refusal, phrase: &str, extra_headers: &str) -> Rejection {
-    let response = error_response(refusal.status(), phrase, &refusal.to_string(), extra_headers);
+pub fn refuse(stream: &TcpStream, refusal: Refusal) -> Rejection {
     let mut out = stream;
-    let _ = out.write_all(response.as_bytes());
+    let _ = out.write_all(refusal.response().as_bytes());
     Rejection::Refused(refusal)
 }

@@ -1,5 +1,8 @@
-//! The stream tungstenite reads from: the socket for reading, a buffer for writing.
+//! The stream tungstenite reads from: the bytes the request head was read
+//! from first, then the socket; a buffer for writing.
 //!
+//! The head was read before tungstenite was given the connection (`request`),
+//! so its handshake reads those bytes again first (`replay`), then the socket.
 //! tungstenite writes the Pong and Close replies it owes into the stream it is
 //! given. The reader thread must never write to the socket itself (the outbox
 //! is the socket's one writer), so after the handshake those writes land in
@@ -16,6 +19,9 @@ use crate::client::LastSeen;
 pub struct ConnIo {
     stream: Arc<TcpStream>,
     last_seen: Arc<LastSeen>,
+    /// Bytes already read off the socket, read again before it (freed once read).
+    replay: Vec<u8>,
+    replayed: usize,
     /// During the handshake writes go straight to the socket (nobody else writes yet).
     capture: bool,
     captured: Vec<u8>,
@@ -26,11 +32,18 @@ pub struct ConnIo {
 
 impl ConnIo {
     /// Wraps `stream` for a handshake that must finish by `deadline`, stamping
-    /// `last_seen` on every read that brings bytes.
-    pub fn handshaking(stream: Arc<TcpStream>, last_seen: Arc<LastSeen>, deadline: Instant) -> ConnIo {
+    /// `last_seen` on every read that brings bytes; `replay` is read first.
+    pub fn handshaking(
+        stream: Arc<TcpStream>,
+        last_seen: Arc<LastSeen>,
+        deadline: Instant,
+        replay: Vec<u8>,
+    ) -> ConnIo {
         ConnIo {
             stream,
             last_seen,
+            replay,
+            replayed: 0,
             capture: false,
             captured: Vec::new(),
             deadline: Some(deadline),
@@ -75,6 +88,17 @@ impl ConnIo {
 
 impl Read for ConnIo {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.replayed < self.replay.len() {
+            let n = (self.replay.len() - self.replayed).min(buf.len());
+            buf[..n].copy_from_slice(&self.replay[self.replayed..self.replayed + n]);
+            self.replayed += n;
+            if self.replayed == self.replay.len() {
+                // An idle connection keeps this struct: keep no buffer in it.
+                self.replay = Vec::new();
+                self.replayed = 0;
+            }
+            return Ok(n);
+        }
         if let Some(left) = self.time_left()? {
             self.stream.set_read_timeout(Some(left))?;
         }

@@ -1,10 +1,14 @@
-//! What an upgrade request's target asks for: `/echo`, or
-//! `/ws/{channel}[,{channel}…]` with `?since=ID` or `?last=N`.
+//! What a request's target asks for: an upgrade to `/echo` or to
+//! `/ws/{channel}[,{channel}…]`, or an event stream
+//! `/events/{channel}[,{channel}…]`, with `?since=ID` or `?last=N`.
 //!
-//! A bad channel list or `last` is refused with 400 before the upgrade. A
-//! `since` that cannot be read is not: it becomes a reset, since a client
-//! that reconnects must not loop on an error. With both, `since` wins and
-//! `last` is not looked at.
+//! A bad channel list or `last` is refused with 400 before the upgrade or
+//! the stream. A `since` that cannot be read is not: it becomes a reset,
+//! since a client that reconnects must not loop on an error. With both,
+//! `since` wins and `last` is not looked at. An event stream's
+//! `Last-Event-ID` header (what EventSource sends when it reconnects, to the
+//! URL it first opened) wins over both: it is newer than any `since` in that
+//! URL.
 
 use crate::channel::ChannelSet;
 use crate::client::Subscription;
@@ -15,6 +19,8 @@ use crate::join::Start;
 pub const ECHO_PATH: &str = "/echo";
 /// Where channel subscriptions start: `/ws/{channels}`.
 pub const WS_PREFIX: &str = "/ws/";
+/// Where event streams start: `/events/{channels}`.
+pub const EVENTS_PREFIX: &str = "/events/";
 
 /// The caps a target is checked against.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +47,7 @@ pub enum BadTarget {
     Invalid(String),
 }
 
-/// Reads the target's path and query.
+/// Reads an upgrade request's path and query.
 pub fn parse(path: &str, query: Option<&str>, limits: &TargetLimits) -> Result<Wanted, BadTarget> {
     if path == ECHO_PATH {
         return Ok(Wanted {
@@ -50,12 +56,36 @@ pub fn parse(path: &str, query: Option<&str>, limits: &TargetLimits) -> Result<W
         });
     }
     let segment = path.strip_prefix(WS_PREFIX).ok_or(BadTarget::NoEndpoint)?;
-    let channels =
-        ChannelSet::parse(segment, limits.max_channels).map_err(|e| BadTarget::Invalid(e.to_string()))?;
     Ok(Wanted {
-        subscription: Subscription::ws(channels),
+        subscription: Subscription::ws(channels(segment, limits)?),
         start: start(query.unwrap_or(""), limits.recovery_max)?,
     })
+}
+
+/// Whether `path` asks for an event stream.
+pub fn is_events(path: &str) -> bool {
+    path.starts_with(EVENTS_PREFIX)
+}
+
+/// Reads an event stream's path, query and `Last-Event-ID` (an empty one,
+/// which EventSource never sends, counts as none).
+pub fn parse_events(
+    path: &str,
+    query: Option<&str>,
+    last_event_id: Option<&str>,
+    limits: &TargetLimits,
+) -> Result<Wanted, BadTarget> {
+    let segment = path.strip_prefix(EVENTS_PREFIX).ok_or(BadTarget::NoEndpoint)?;
+    let subscription = Subscription::sse(channels(segment, limits)?);
+    let start = match last_event_id.filter(|id| !id.is_empty()) {
+        Some(id) => Start::Since(Since::parse(id)),
+        None => start(query.unwrap_or(""), limits.recovery_max)?,
+    };
+    Ok(Wanted { subscription, start })
+}
+
+fn channels(segment: &str, limits: &TargetLimits) -> Result<ChannelSet, BadTarget> {
+    ChannelSet::parse(segment, limits.max_channels).map_err(|e| BadTarget::Invalid(e.to_string()))
 }
 
 fn start(query: &str, recovery_max: usize) -> Result<Start, BadTarget> {
@@ -120,6 +150,33 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    #[test]
+    fn an_event_stream_resumes_from_last_event_id_first() {
+        let events = |query, header| parse_events("/events/a", Some(query), header, &LIMITS);
+        let stream = events("", None).unwrap();
+        assert_eq!(stream.subscription.transport, Transport::Sse);
+        assert_eq!(stream.start, Start::Live);
+        assert_eq!(events("last=3", None).unwrap().start, Start::Last(3));
+        // The header wins over the URL's since and last; garbage is a reset, not an error.
+        let since = |s: &str| Start::Since(Since::parse(s));
+        assert_eq!(events("since=x-1", Some("y-2")).unwrap().start, since("y-2"));
+        assert_eq!(events("last=oops", Some("%%%")).unwrap().start, since("%%%"));
+        assert_eq!(events("since=x-1", Some("")).unwrap().start, since("x-1"));
+        assert!(events("last=101", None).is_err());
+        for path in ["/events/", "/events/a,b,c", "/events/a b"] {
+            assert!(matches!(
+                parse_events(path, None, None, &LIMITS),
+                Err(BadTarget::Invalid(_))
+            ));
+        }
+        assert!(is_events("/events/a") && !is_events("/events") && !is_events("/ws/a"));
+        // An upgrade to /events/ is no WebSocket endpoint.
+        assert_eq!(
+            parse("/events/a", None, &LIMITS).err(),
+            Some(BadTarget::NoEndpoint)
+        );
     }
 
     #[test]

@@ -17,6 +17,11 @@
 //! (`--queue-bytes`), and this is the one place that drops a client as a slow
 //! consumer: over either bound, or when a blocking write stalls past
 //! `--write-timeout` (`Outbox::drop_slow`).
+//!
+//! The outbox carries WebSocket frames or an event stream's events alike
+//! (both are shared byte strings); its `Framing` only decides how the
+//! connection is left: what a slow consumer is told, and which side of the
+//! socket the last frame shuts.
 
 mod backlog;
 mod socket;
@@ -38,6 +43,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 pub use self::socket::Socket;
 use crate::frame::{self, EncodedFrame};
+use crate::sse;
 use crate::stats::Stats;
 use crate::threads::ThreadSpawner;
 
@@ -80,6 +86,36 @@ impl fmt::Display for Slow {
             Slow::Frames(limit) => write!(f, "queue over {limit} frames"),
             Slow::Bytes(limit) => write!(f, "queue over {limit} bytes"),
             Slow::Stalled(timeout) => write!(f, "a write blocked for {:.1} s", timeout.as_secs_f64()),
+        }
+    }
+}
+
+/// What the socket carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// WebSocket frames: a slow consumer gets Close 1008, and the last frame
+    /// (a Close) shuts the write side only, so that the reader still reads
+    /// the peer's Close.
+    WebSocket,
+    /// An event stream: a slow consumer gets a comment, and the last bytes
+    /// shut both sides, which wakes the reader (the peer has nothing to say).
+    EventStream,
+}
+
+impl Framing {
+    /// What a client dropped as slow is sent, if the socket takes it at once.
+    fn slow_consumer(self) -> EncodedFrame {
+        match self {
+            Framing::WebSocket => frame::close(CloseCode::Policy, "slow consumer"),
+            Framing::EventStream => Arc::from(sse::SLOW_CONSUMER),
+        }
+    }
+
+    /// The side of the socket shut once the last frame is written.
+    fn after_last(self) -> Shutdown {
+        match self {
+            Framing::WebSocket => Shutdown::Write,
+            Framing::EventStream => Shutdown::Both,
         }
     }
 }
@@ -135,14 +171,15 @@ pub struct Outbox<S = TcpStream> {
     /// Set with `ended` when the reason is a slow consumer.
     dropped_slow: AtomicBool,
     config: Arc<OutboxConfig>,
+    framing: Framing,
     label: Box<str>,
     /// Why the server ended this connection, when it did (slow, reaped, shutdown).
     ended: OnceLock<Box<str>>,
 }
 
 impl<S: Socket> Outbox<S> {
-    /// An outbox writing to `socket`; `label` names the client in thread names.
-    pub fn new(socket: Arc<S>, config: Arc<OutboxConfig>, label: String) -> Outbox<S> {
+    /// An outbox writing `framing` to `socket`; `label` names the client in thread names.
+    pub fn new(socket: Arc<S>, config: Arc<OutboxConfig>, framing: Framing, label: String) -> Outbox<S> {
         // Unbounded in type, bounded by `pending`: a bounded crossbeam channel
         // allocates all its slots up front (32 KiB per client at 1024), while
         // this one allocates a block only while there is a backlog.
@@ -158,6 +195,7 @@ impl<S: Socket> Outbox<S> {
             phase: AtomicU8::new(OPEN),
             dropped_slow: AtomicBool::new(false),
             config,
+            framing,
             label: label.into(),
             ended: OnceLock::new(),
         }
@@ -245,7 +283,7 @@ impl<S: Socket> Outbox<S> {
             self.dropped_slow.store(true, SeqCst);
             self.config.stats.slow_clients_dropped.inc();
         }
-        self.abort(&frame::close(CloseCode::Policy, "slow consumer"));
+        self.abort(&self.framing.slow_consumer());
         first
     }
 
@@ -311,6 +349,6 @@ impl<S: Socket> Outbox<S> {
     /// The final frame is out: tell the peer we are done writing.
     fn finish(&self) {
         self.phase.store(FINISHED, SeqCst);
-        self.socket.shutdown(Shutdown::Write);
+        self.socket.shutdown(self.framing.after_last());
     }
 }

@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 
 use super::mock::{Path, ScriptedSocket};
-use super::{Offer, Outbox, OutboxConfig, FINISHED};
+use super::{Framing, Offer, Outbox, OutboxConfig, FINISHED};
 use crate::frame::{self, EncodedFrame};
 use crate::stats::Stats;
 use crate::threads::ThreadSpawner;
@@ -30,6 +30,10 @@ struct Fixture {
 
 impl Fixture {
     fn new(room: usize, queue_len: usize, queue_bytes: usize) -> Fixture {
+        Fixture::framed(room, queue_len, queue_bytes, Framing::WebSocket)
+    }
+
+    fn framed(room: usize, queue_len: usize, queue_bytes: usize, framing: Framing) -> Fixture {
         let socket = Arc::new(ScriptedSocket::with_room(room));
         let stats = Arc::new(Stats::default());
         let config = Arc::new(OutboxConfig {
@@ -39,7 +43,7 @@ impl Fixture {
             spawner: ThreadSpawner::new(256 * 1024, 256 * 1024, Counter::default()),
             stats: Arc::clone(&stats),
         });
-        let outbox = Arc::new(Outbox::new(Arc::clone(&socket), config, "7".into()));
+        let outbox = Arc::new(Outbox::new(Arc::clone(&socket), config, framing, "7".into()));
         Fixture {
             socket,
             outbox,
@@ -348,6 +352,26 @@ fn a_failed_direct_write_kills_the_socket() {
     assert!(f.outbox.is_closing());
     assert_eq!(f.outbox.offer(numbered(2, 10)), Offer::Closed);
     assert_eq!(f.socket.shutdowns(), [Shutdown::Both]);
+}
+
+#[test]
+fn an_event_stream_ends_with_its_own_bytes_and_shuts_both_sides() {
+    // The last bytes shut both sides: that is what wakes an event stream's reader.
+    let f = Fixture::framed(10_000, UNBOUNDED, UNBOUNDED, Framing::EventStream);
+    let (a, end) = (numbered(1, 100), numbered(2, 20));
+    assert_eq!(f.outbox.offer(a.clone()), Offer::Written);
+    assert!(f.outbox.close(end.clone()));
+    assert_eq!(f.socket.out(), concat(&[&a, &end]));
+    assert_eq!(f.socket.shutdowns(), [Shutdown::Both]);
+
+    // A slow consumer at an event boundary is told so in a comment, not a Close frame.
+    let slow = Fixture::framed(0, UNBOUNDED, UNBOUNDED, Framing::EventStream);
+    assert_eq!(slow.outbox.offer(numbered(1, 100)), Offer::Queued);
+    slow.wait_writer_blocked();
+    slow.socket.stall(64);
+    slow.wait_writer_gone();
+    assert!(slow.outbox.dropped_slow());
+    assert_eq!(slow.socket.out(), crate::sse::SLOW_CONSUMER);
 }
 
 /// Every connection has an outbox: keep it small (152 bytes on 64-bit, 2026-12-02).

@@ -3,6 +3,7 @@
 mod evictions;
 mod memory;
 mod model;
+mod recharge;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

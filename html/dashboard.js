@@ -10,6 +10,8 @@ import { subscribe, subscribeUrl, eventsUrl, retryDelay } from './wspush.js';
 const MAX_ENTRIES = 500;
 const HISTORY_ON_LOAD = 50;
 const POD_FIELDS = ['PodName', 'PodImage', 'PodNode'];
+const SEND_HINT = 'Send a message (the server echoes it back)';
+const SEND_HINT_SSE = 'Receiving over an event stream: sending needs a WebSocket';
 
 const byId = (id) => document.getElementById(id);
 const ui = {
@@ -79,9 +81,9 @@ function setState(state, text, detail) {
   ui.state.textContent = text;
   ui.state.title = detail || '';
   // An event stream is one-way: only a WebSocket can send.
-  const canSend = state === 'live' && subscription !== null && subscription.transport === 'websocket';
-  ui.button.disabled = !canSend;
-  ui.button.title = state === 'live' && !canSend ? 'sending needs a WebSocket; this page receives over an event stream' : '';
+  const oneWay = subscription !== null && subscription.transport === 'sse';
+  ui.button.disabled = state !== 'live' || oneWay;
+  ui.input.placeholder = oneWay ? SEND_HINT_SSE : SEND_HINT;
 }
 
 // "reconnecting in N s", counting down.

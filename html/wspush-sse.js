@@ -17,6 +17,12 @@ export const SSE_RETRY_MS = 2000;
 const NAMED_EVENTS = ['reset', 'subscribed', 'direct'];
 
 /**
+ * Events that say why the server is about to end the stream (the reason a
+ * WebSocket would get in its close frame).
+ */
+const ENDING_EVENTS = ['kicked'];
+
+/**
  * Opens an event stream at `url` (an `/events/…` URL) and says what happens
  * to it. Who reconnects:
  * - a stream that went live (the server's `subscribed` came) and then ended
@@ -34,20 +40,26 @@ const NAMED_EVENTS = ['reset', 'subscribed', 'direct'];
  * @param {(text: string) => void} on.data The data of each event, in order.
  * @param {(reconnected: boolean) => void} on.open The server answered with a
  *   stream; `reconnected` when EventSource reconnected by itself.
- * @param {() => void} on.ended A live stream ended; EventSource reconnects by itself.
+ * @param {(reason: string) => void} on.ended A live stream ended; EventSource
+ *   reconnects by itself. `reason`: "kicked" when the server said so, else "stream ended".
  * @param {(reason: string, opened: boolean) => void} on.failed The stream is
  *   closed for good; `opened`: whether the server ever answered it with a stream.
  * @returns {{close: () => void}} `close()` ends it without any further call.
  */
 export function openEventStream(url, on) {
   const source = new EventSource(url);
-  const stream = { opened: false, everOpened: false, live: false, reconnecting: false, done: false };
+  const stream = { opened: false, everOpened: false, live: false, reconnecting: false, done: false, said: null };
   const finish = (reason) => {
     if (stream.done) return;
     stream.done = true;
     source.close();
     on.failed(reason, stream.everOpened);
   };
+  for (const name of ENDING_EVENTS) {
+    source.addEventListener(name, () => {
+      stream.said = name;
+    });
+  }
   const data = (event) => {
     if (!stream.done) on.data(event.data);
   };
@@ -64,15 +76,15 @@ export function openEventStream(url, on) {
   };
   source.onerror = () => {
     if (stream.done) return;
-    const { opened, live } = stream;
-    Object.assign(stream, { opened: false, live: false });
+    const { opened, live, said } = stream;
+    Object.assign(stream, { opened: false, live: false, said: null });
     if (source.readyState === EventSource.CONNECTING && live) {
       stream.reconnecting = true;
-      on.ended();
+      on.ended(said || 'stream ended');
       return;
     }
     if (source.readyState === EventSource.CLOSED) finish('refused: an HTTP error, or not an event stream');
-    else finish(opened ? 'stream ended before it was live' : 'connection failed');
+    else finish(said || (opened ? 'stream ended before it was live' : 'connection failed'));
   };
   return {
     close() {

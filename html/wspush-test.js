@@ -199,7 +199,7 @@ function streamCalls() {
   const on = {
     data: (text) => calls.push(['data', text]),
     open: (reconnected) => calls.push(['open', reconnected]),
-    ended: () => calls.push(['ended']),
+    ended: (reason) => calls.push(['ended', reason]),
     failed: (reason, opened) => calls.push(['failed', reason, opened]),
   };
   return { calls, on };
@@ -218,7 +218,11 @@ test('openEventStream: every event\'s data in order; a live stream that ends is 
     es.drop();
     es.open();
     es.emit('reset', 'r1');
-    eq(calls, [['open', false], ['data', 'm1'], ['data', 's1'], ['data', 'd1'], ['ended'], ['open', true], ['data', 'r1']]);
+    es.emit('subscribed', 's2');
+    es.emit('kicked', '{"type":"kicked"}');
+    es.drop();
+    eq(calls, [['open', false], ['data', 'm1'], ['data', 's1'], ['data', 'd1'], ['ended', 'stream ended'],
+      ['open', true], ['data', 'r1'], ['data', 's2'], ['ended', 'kicked']]);
     eq(es.closed, false, 'EventSource reconnects by itself:');
   });
 });
@@ -230,6 +234,7 @@ test('openEventStream: a failed connect, a stream that ends before it is live, a
     [(es) => es.refuse(), ['failed', 'refused: an HTTP error, or not an event stream', false]],
     [(es) => { es.open(); es.emit('subscribed', 's'); es.drop(); es.drop(); }, ['failed', 'connection failed', true]],
     [(es) => { es.open(); es.emit('subscribed', 's'); es.drop(); es.open(); es.drop(); }, ['failed', 'stream ended before it was live', true]],
+    [(es) => { es.open(); es.emit('kicked', '{}'); es.drop(); }, ['failed', 'kicked', true]],
   ];
   cases.forEach(([drive, last], i) => {
     withFakes((fakes) => {
@@ -303,13 +308,14 @@ test('subscribe over sse: replayed flags, EventSource\'s own resume, send() refu
     es.emit('subscribed', subscribed('e-5'));
     es.emit('message', envelope('e-6'));
     es.emit('direct', '{"type":"direct","data":"hi"}');
+    es.emit('kicked', '{"type":"kicked"}');
     es.drop(); // kicked: EventSource reconnects by itself with Last-Event-ID e-6
     eq(fakes.timers.length, 0, 'no timer of the library\'s:');
     es.open();
     es.emit('message', envelope('e-7'));
     es.emit('subscribed', subscribed('e-7'));
     eq(statesOf(statuses), ['connecting/sse', 'live/sse', 'reconnecting/sse', 'connecting/sse', 'live/sse']);
-    eq([statuses[2].delay, statuses[2].attempt, statuses[2].reason], [SSE_RETRY_MS, 1, 'stream ended']);
+    eq([statuses[2].delay, statuses[2].attempt, statuses[2].reason], [SSE_RETRY_MS, 1, 'kicked']);
     eq([statuses[4].replayed, statuses[4].resumed], [1, true]);
     eq(messages.map((m) => [m.type, m.id ?? null, m.replayed]),
       [['message', 'e-4', true], ['message', 'e-6', false], ['direct', null, false], ['message', 'e-7', true]]);

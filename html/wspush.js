@@ -223,10 +223,10 @@ function connectStream(url, names, { cursor, choice, link, report, retry, delive
     },
     // EventSource reconnects by itself, resuming with Last-Event-ID: a new
     // attempt for the cursor, as if the library had started it.
-    ended: () => {
+    ended: (reason) => {
       cursor.next();
       link.failures += 1;
-      report({ state: 'reconnecting', delay: SSE_RETRY_MS, attempt: link.failures, reason: 'stream ended' });
+      report({ state: 'reconnecting', delay: SSE_RETRY_MS, attempt: link.failures, reason });
     },
     failed: (reason, opened) => {
       link.stream = null;

@@ -169,13 +169,7 @@ fn the_readme_block_with_its_tls_lines_passes_nginx_t() {
 
 /// A TCP connection from local address `from` to `to`, with `request` sent.
 fn connect_from(from: &str, to: SocketAddr, request: &str) -> TcpStream {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    let local: SocketAddr = format!("{from}:0").parse().expect("an address");
-    socket.bind(&local.into()).expect("bind the client's address");
-    socket.connect(&to.into()).expect("connect to nginx");
-    let mut stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(DEADLINE)).expect("set timeout");
+    let mut stream = support::connect_from(from, to);
     stream.write_all(request.as_bytes()).expect("send the request");
     stream
 }

@@ -10,8 +10,6 @@
 mod channels;
 mod support;
 
-use std::thread;
-
 use channels::{as_message, epoch_of, publish, Got, Sub};
 use serde_json::json;
 use support::{wait_until, TestServer};
@@ -81,24 +79,6 @@ fn a_quiet_client_resumes_from_subscribed_and_misses_nothing() {
     from_zero.expect_subscribed();
 }
 
-/// Publishes `count` messages to `c` (and one to `d` between each, which the
-/// readers are not on), returning the ids of those to `c` in order.
-fn publish_continuously(server: &TestServer, count: usize) -> Vec<String> {
-    let agent = ureq::agent();
-    let (c, d) = (server.url("/publish/c"), server.url("/publish/d"));
-    let mut ids = Vec::with_capacity(count);
-    for i in 0..count {
-        let answer = agent
-            .get(&c)
-            .query("msg", &i.to_string())
-            .call()
-            .expect("publish");
-        ids.push(channels::published(&answer.into_string().unwrap()).1);
-        agent.get(&d).query("msg", "noise").call().expect("publish");
-    }
-    ids
-}
-
 /// Reads `count` messages of `c`, reconnecting with `since` after every
 /// `1 + n % 23` frames (politely or by dropping the socket); returns what it got.
 fn resume_over_and_over(server: &TestServer, reader: usize, count: usize) -> (Vec<String>, usize) {
@@ -138,32 +118,8 @@ fn resume_over_and_over(server: &TestServer, reader: usize, count: usize) -> (Ve
 #[test]
 fn clients_resuming_over_and_over_during_publishes_get_every_message_once_in_order() {
     const COUNT: usize = 600;
-    const READERS: usize = 4;
     let server = TestServer::start(&["--history-size", "10000", "--recovery-max", "10000"]);
-    let shared = &server;
-    let (published, results) = thread::scope(|s| {
-        let readers: Vec<_> = (0..READERS)
-            .map(|r| s.spawn(move || resume_over_and_over(shared, r, COUNT)))
-            .collect();
-        // Every reader is subscribed before the first publish.
-        wait_until("every reader subscribed", || {
-            server.counters().clients as usize >= READERS
-        });
-        let published = publish_continuously(shared, COUNT);
-        let results: Vec<_> = readers.into_iter().map(|r| r.join().expect("reader")).collect();
-        (published, results)
-    });
-    for (reader, (got, reconnects)) in results.iter().enumerate() {
-        assert_eq!(got, &published, "reader {reader}: the channel's exact sequence");
-        assert!(
-            *reconnects > COUNT / 30,
-            "reader {reader} resumed only {reconnects} times"
-        );
-    }
-    let stats = server.counters();
-    assert_eq!(stats.resets, 0, "the history held everything");
-    let total: usize = results.iter().map(|(_, n)| n).sum();
-    assert_eq!(stats.resumes, total as u64, "every reconnect was a resume");
+    channels::assert_resumes_race_publishes(&server, 4, COUNT, COUNT / 30, resume_over_and_over);
 }
 
 /// Subscribes to `target` expecting a reset: returns the reset's id after

@@ -1,10 +1,12 @@
 //! Channel subscribers (`/ws/…`) and channel publishes, for the channel tests.
 #![allow(dead_code)]
 
+use std::thread;
+
 use serde_json::Value;
 use tungstenite::Message;
 
-use crate::support::{Refused, TestServer, WsClient};
+use crate::support::{wait_until, Refused, TestServer, WsClient};
 
 /// A `/ws/…` client that reads envelopes.
 pub struct Sub {
@@ -145,4 +147,63 @@ pub fn published(body: &str) -> (u64, String) {
         .unwrap_or_else(|| panic!("no clients: {body}"));
     let id = v["id"].as_str().unwrap_or_else(|| panic!("no id: {body}"));
     (clients, id.to_owned())
+}
+
+/// Publishes `count` messages to `c` (and one to `d` between each, which the
+/// readers are not on), returning the ids of those to `c` in order.
+pub fn publish_continuously(server: &TestServer, count: usize) -> Vec<String> {
+    let agent = ureq::agent();
+    let (c, d) = (server.url("/publish/c"), server.url("/publish/d"));
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        let answer = agent
+            .get(&c)
+            .query("msg", &i.to_string())
+            .call()
+            .expect("publish");
+        ids.push(published(&answer.into_string().unwrap()).1);
+        agent.get(&d).query("msg", "noise").call().expect("publish");
+    }
+    ids
+}
+
+/// Runs `readers` readers of `c` (each `read(server, reader, count)`, which
+/// subscribes, reconnects with a resume point as it likes, and returns the
+/// ids it got in order and how often it reconnected) while `count` messages
+/// are published to `c`; asserts that each got exactly the published
+/// sequence, reconnected more than `min_reconnects` times, and that every
+/// reconnect was a resume and none a reset.
+pub fn assert_resumes_race_publishes<F>(
+    server: &TestServer,
+    readers: usize,
+    count: usize,
+    min_reconnects: usize,
+    read: F,
+) where
+    F: Fn(&TestServer, usize, usize) -> (Vec<String>, usize) + Sync,
+{
+    let read = &read;
+    let (published, results) = thread::scope(|s| {
+        let running: Vec<_> = (0..readers)
+            .map(|r| s.spawn(move || read(server, r, count)))
+            .collect();
+        // Every reader is subscribed before the first publish.
+        wait_until("every reader subscribed", || {
+            server.counters().clients as usize >= readers
+        });
+        let published = publish_continuously(server, count);
+        let results: Vec<_> = running.into_iter().map(|r| r.join().expect("reader")).collect();
+        (published, results)
+    });
+    for (reader, (got, reconnects)) in results.iter().enumerate() {
+        assert_eq!(got, &published, "reader {reader}: the channel's exact sequence");
+        assert!(
+            *reconnects > min_reconnects,
+            "reader {reader} resumed only {reconnects} times"
+        );
+    }
+    let stats = server.counters();
+    assert_eq!(stats.resets, 0, "the history held everything");
+    let total: usize = results.iter().map(|(_, n)| n).sum();
+    assert_eq!(stats.resumes, total as u64, "every reconnect was a resume");
 }

@@ -384,6 +384,20 @@ pub fn raw_connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// A TCP connection from the local address `from` (any of 127.0.0.0/8
+/// works on loopback) to `to`, with reads and writes limited to `DEADLINE`.
+pub fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let local: SocketAddr = format!("{from}:0").parse().expect("an address");
+    socket.bind(&local.into()).expect("bind the client's address");
+    socket.connect(&to.into()).expect("connect");
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(DEADLINE)).expect("set timeout");
+    stream.set_write_timeout(Some(DEADLINE)).expect("set timeout");
+    stream
+}
+
 /// An HTTP response read off a raw socket.
 #[derive(Debug)]
 pub struct HttpResponse {
@@ -466,18 +480,8 @@ impl<'a> Responses<'a> {
                 String::from_utf8_lossy(&self.data)
             );
         };
-        let head = String::from_utf8_lossy(&self.data[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let status = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
+        let HttpResponse { status, headers, .. } =
+            parse_head(&String::from_utf8_lossy(&self.data[..head_end]));
         self.data.drain(..head_end);
         let length = headers
             .iter()
@@ -503,6 +507,47 @@ impl<'a> Responses<'a> {
             body,
         }
     }
+}
+
+/// A response head's status and header lines (names lowercased), with no body.
+pub fn parse_head(head: &str) -> HttpResponse {
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: Vec::new(),
+    }
+}
+
+/// Reads up to the end of a response head: the head (its blank line
+/// included) and the bytes that came after it.
+pub fn read_head(stream: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).expect("read a response head");
+        assert!(
+            n > 0,
+            "closed before a whole response head: {:?}",
+            String::from_utf8_lossy(&data)
+        );
+        data.extend_from_slice(&chunk[..n]);
+    };
+    let rest = data.split_off(end);
+    (String::from_utf8_lossy(&data).into_owned(), rest)
 }
 
 /// Connects to `addr` and sends `bytes`.
@@ -630,23 +675,10 @@ impl RawWs {
             &format!("Sec-WebSocket-Key: {SAMPLE_KEY}\r\nSec-WebSocket-Version: 13\r\n"),
         );
         stream.write_all(request.as_bytes()).expect("send handshake");
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 1024];
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let n = stream.read(&mut chunk).expect("read handshake response");
-            assert!(n > 0, "closed during the handshake");
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let (head, buf) = read_head(&mut stream);
         assert!(head.starts_with("HTTP/1.1 101"), "handshake refused: {head}");
         assert!(head.contains(SAMPLE_ACCEPT), "wrong accept key: {head}");
-        RawWs {
-            stream,
-            buf: buf[head_end..].to_vec(),
-        }
+        RawWs { stream, buf }
     }
 
     /// Sends raw bytes.

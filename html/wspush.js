@@ -93,8 +93,8 @@ const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport
  * @property {string|null} lastId The id of the latest message, reset or "live"
  *   point seen: where the next connection resumes. Read-only.
  * @property {string} state The latest `Status.state`. Read-only.
- * @property {"websocket"|"sse"} transport The transport of the current (or
- *   next) connection. Read-only.
+ * @property {"websocket"|"sse"} transport The transport of the latest
+ *   connection attempt. Read-only.
  */
 
 /**

@@ -1,6 +1,7 @@
 //! wspush: a WebSocket push server. An HTTP call on the side port sends a
-//! message to every WebSocket client on a channel (`all`: every client) at
-//! once, and keeps it a while for clients that reconnect.
+//! message to every client on a channel (`all`: every client), over a
+//! WebSocket or an event stream, at once, and keeps it a while for clients
+//! that reconnect.
 //!
 //! To follow one message from `curl` to the browser: `http_front` (the side
 //! port's front door) reads and checks the request and relays it to
@@ -12,8 +13,10 @@
 //! the `cluster` (PUBLISH to Redis; every node's subscriber hands what comes
 //! back to its own fan-out). Each offer goes through `client::outbox` (a
 //! non-blocking write, or the queue and a writer thread); `session` is the
-//! connection's own thread, from handshake (its target: `/echo` or
-//! `/ws/{channels}`) and `join` (replay or reset, then live) to close.
+//! connection's own thread, from its request head to a WebSocket handshake
+//! (its target: `/echo` or `/ws/{channels}`) or an event stream
+//! (`/events/{channels}`, its events written by `sse`), and `join` (replay or
+//! reset, then live) to close; `proxy` names a client behind a trusted proxy.
 //! `server` builds what each thread needs and starts them all.
 
 mod accept;

@@ -1,10 +1,13 @@
-//! The WebSocket handshake: `/echo` only (404 elsewhere), the Origin policy (403, same host, listed, `*`), and 400/426 for a missing or invalid key or a wrong version, each with a JSON error; no client is left registered.
+//! The WebSocket handshake: `/echo` only (404 elsewhere), the Origin policy (403, same host, listed, `*`), and 400/426 for a missing or invalid key or a wrong version, each with a JSON error, and 400 for data sent before the response (the head wspush read first reaches tungstenite whole); no client is left registered.
 
 mod support;
 
 use std::io::Write;
 
-use support::{assert_error_body, raw_connect, read_http_response, upgrade_request, TestServer, WsClient};
+use support::{
+    assert_error_body, encode_frame, raw_connect, read_http_response, upgrade_request, TestServer, WsClient,
+    OP_TEXT, SAMPLE_KEY,
+};
 
 #[test]
 fn other_paths_are_404() {
@@ -157,4 +160,23 @@ fn bad_key_or_version_is_refused() {
     c.close();
     server.wait_clients(0);
     server.wait_counters("9 rejected handshakes", |s| s.handshakes_rejected == 9);
+}
+
+#[test]
+fn data_sent_before_the_handshake_response_is_refused_as_before() {
+    let server = TestServer::start(&[]);
+    // wspush reads the request head before tungstenite sees the connection;
+    // what came behind it in the same write must reach tungstenite too,
+    // which refuses it (RFC 6455: a client waits for the response first).
+    let mut bytes = upgrade_request(
+        server.ws,
+        "/echo",
+        &format!("Sec-WebSocket-Key: {SAMPLE_KEY}\r\nSec-WebSocket-Version: 13\r\n"),
+    )
+    .into_bytes();
+    bytes.extend(encode_frame(true, 0, OP_TEXT, b"too early", Some([9, 8, 7, 6])));
+    let resp = read_http_response(&mut support::send_raw(server.ws, &bytes));
+    assert_eq!(resp.status, 400);
+    assert_error_body(&resp.body, "junk after");
+    assert_eq!(server.counters().clients, 0);
 }

@@ -208,12 +208,13 @@ fn send_one(request: &mut Request, call: &Call<'_>, ctx: &HttpContext) -> Result
 #[derive(Serialize)]
 struct ClientInfo {
     id: String,
+    /// `127.0.0.1:5555`, or `203.0.113.7 via 127.0.0.1:5555` behind a trusted proxy.
     peer: String,
     connected_since: String,
     queued: usize,
     /// `all` first.
     channels: Vec<String>,
-    /// `echo` (raw frames) or `ws` (envelopes).
+    /// `echo` (raw frames), `ws` (envelopes) or `sse` (envelopes as Server-Sent Events).
     transport: &'static str,
 }
 

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use self::handshake::{HandshakeSettings, Rejection};
+use self::request::Arrived;
 use crate::broadcast::Fanout;
 use crate::client::{Client, LastSeen, Outbox, OutboxConfig, ShownId, Subscription, Transport};
 use crate::join::{self, JoinContext, Start};
@@ -75,11 +76,18 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, ctx: &SessionContext
             .client_addr(peer, head.forwarded_for.iter().map(Vec::as_slice)),
         None => ClientAddr::Direct(peer),
     };
-    match arrived.head {
+    let Arrived { bytes, head } = arrived;
+    match head {
         Some(head) if !head.upgrade && target::is_events(&head.path) => {
+            // Nothing the client sent after its head matters to a stream.
+            drop(bytes);
             events::run(&stream, head, from, slot, deadline, ctx);
         }
-        _ => ws::run(&stream, arrived.bytes, from, slot, deadline, ctx),
+        head => {
+            // tungstenite reads the head again: this copy would live as long as the connection.
+            drop(head);
+            ws::run(&stream, bytes, from, slot, deadline, ctx);
+        }
     }
 }
 

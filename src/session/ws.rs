@@ -34,6 +34,10 @@ struct Open {
 
 /// Runs a WebSocket connection to its end; `read` is what was read of it so
 /// far, `deadline` the handshake's.
+// Inlined into `session::run`: a frame of its own on an idle connection's
+// stack made it three pages instead of two (15.8 instead of 11.8 KiB per
+// idle WebSocket connection at 10,000 clients, 2026-12-02).
+#[inline(always)]
 pub(super) fn run(
     stream: &Arc<TcpStream>,
     read: Vec<u8>,

@@ -237,3 +237,19 @@ fn an_origin_that_would_break_the_head_gets_no_cors_headers() {
         assert_eq!(header(&headers, "set-cookie"), None, "{origin:?}");
     }
 }
+
+#[test]
+fn a_kick_is_a_named_event_that_leaves_the_resume_point_and_endings_are_comments() {
+    let mut bytes = message(&id(4), "{}").to_vec();
+    bytes.extend_from_slice(&kicked());
+    bytes.extend_from_slice(GOING_AWAY);
+    bytes.extend_from_slice(SLOW_CONSUMER);
+    let stream = parse(&bytes);
+    assert_eq!(
+        stream.events,
+        [
+            event("message", "{}", "0123456789abcdef-4"),
+            event("kicked", KICKED_ENVELOPE, "0123456789abcdef-4"),
+        ]
+    );
+}

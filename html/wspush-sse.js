@@ -31,10 +31,13 @@ const ENDING_EVENTS = ['kicked'];
  *   so the server replays what was missed. `onEnded` says so.
  * - anything else — an HTTP error status or a wrong content type (EventSource
  *   gives up by itself), a connection that cannot be made, a stream that ends
- *   before it is live — closes the EventSource here and calls `onFailed`: the
+ *   before it is live — closes the EventSource here and calls `failed`: the
  *   caller reconnects with its own backoff. So a server that is down is not
  *   retried every 2 s by every page, and one that ends streams at once is
  *   not retried in a tight loop.
+ * - `event: expired` (the subscribe token ran out, issue 13) closes it at
+ *   once and calls `expired`: reconnecting by itself, EventSource would only
+ *   present the same token again.
  * @param {string} url
  * @param {object} on
  * @param {(text: string) => void} on.data The data of each event, in order.
@@ -44,6 +47,7 @@ const ENDING_EVENTS = ['kicked'];
  *   reconnects by itself. `reason`: "kicked" when the server said so, else "stream ended".
  * @param {(reason: string, opened: boolean) => void} on.failed The stream is
  *   closed for good; `opened`: whether the server ever answered it with a stream.
+ * @param {() => void} on.expired The server said the token expired; the stream is closed.
  * @returns {{close: () => void}} `close()` ends it without any further call.
  */
 export function openEventStream(url, on) {
@@ -60,6 +64,12 @@ export function openEventStream(url, on) {
       stream.said = name;
     });
   }
+  source.addEventListener('expired', () => {
+    if (stream.done) return;
+    stream.done = true;
+    source.close();
+    on.expired();
+  });
   const data = (event) => {
     if (!stream.done) on.data(event.data);
   };

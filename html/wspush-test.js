@@ -201,6 +201,7 @@ function streamCalls() {
     open: (reconnected) => calls.push(['open', reconnected]),
     ended: (reason) => calls.push(['ended', reason]),
     failed: (reason, opened) => calls.push(['failed', reason, opened]),
+    expired: () => calls.push(['expired']),
   };
   return { calls, on };
 }
@@ -249,6 +250,19 @@ test('openEventStream: a failed connect, a stream that ends before it is live, a
       es.drop();
       eq(calls[calls.length - 1], last, `case ${i}, nothing after:`);
     });
+  });
+});
+
+test('openEventStream: an expired token closes it at once, before EventSource can present it again', () => {
+  withFakes((fakes) => {
+    const { calls, on } = streamCalls();
+    openEventStream('http://h/events/all?token=t', on);
+    const es = fakes.sources[0];
+    es.open();
+    es.emit('subscribed', 's');
+    es.emit('expired', '{"type":"expired"}');
+    es.drop();
+    eq([calls, es.closed], [[['open', false], ['data', 's'], ['expired']], true]);
   });
 });
 
@@ -343,6 +357,20 @@ test('subscribe over sse: when EventSource cannot reconnect, the library\'s back
     fakes.sources[1].refuse(); // 503
     fakes.runTimer();
     eq([fakes.sources.length, fakes.sockets.length], [3, 0], 'forced sse stays on sse:');
+  });
+});
+
+test('subscribe over sse: an expired token is the library\'s to renew, resuming with since', () => {
+  withFakes((fakes) => {
+    const statuses = [];
+    subscribe('ws://h:8080', 'all', { transport: 'sse', onStatus: (s) => statuses.push(s) });
+    const es = fakes.sources[0];
+    es.open();
+    es.emit('subscribed', subscribed('e-3'));
+    es.emit('expired', '{"type":"expired"}');
+    eq([es.closed, fakes.timers.length, statuses[statuses.length - 1].reason], [true, 1, 'token expired']);
+    fakes.runTimer();
+    eq(fakes.sources[1].url, 'http://h:8080/events/all?since=e-3');
   });
 });
 

@@ -233,6 +233,10 @@ function connectStream(url, names, { cursor, choice, link, report, retry, delive
       choice.ended('sse', opened);
       retry(reason);
     },
+    expired: () => {
+      link.stream = null;
+      retry('token expired');
+    },
   };
   try {
     link.stream = openEventStream(target, on);

@@ -19,16 +19,11 @@ mod nginx;
 mod page;
 mod support;
 
-use std::collections::HashSet;
-
 use browser::Browser;
 use nginx::Nginx;
-use page::{entries, entry_data, received, sendall, wait_entry};
+use page::{assert_recovered, entries, markers, sendall, the_client, wait_entry, while_away};
 use serde_json::json;
 use support::TestServer;
-
-/// The texts of the marker lines (what was recovered, or that history was gone).
-const MARKER_TEXTS: &str = "[...document.querySelectorAll('#messages > .marker')].map(e => e.textContent)";
 
 /// Waits until the dashboard says it is live over `transport`, after `reconnects` reconnections.
 fn wait_live(page: &Browser, transport: &str, reconnects: u32) {
@@ -42,19 +37,6 @@ fn wait_live(page: &Browser, transport: &str, reconnects: u32) {
     );
 }
 
-fn markers(page: &Browser) -> Vec<String> {
-    serde_json::from_value(page.eval(MARKER_TEXTS)).expect("marker texts")
-}
-
-/// The id of the server's one client, checking that it is an event stream.
-fn the_sse_client(server: &TestServer) -> String {
-    let clients = server.clients();
-    assert_eq!(clients.len(), 1, "{clients:?}");
-    assert_eq!(clients[0]["transport"], "sse", "{clients:?}");
-    assert_eq!(clients[0]["channels"], json!(["all"]), "{clients:?}");
-    clients[0]["id"].as_str().expect("a client id").to_owned()
-}
-
 #[test]
 fn sse_page_is_kicked_and_recovers_the_20_messages_sent_while_away() {
     let Some(page) = Browser::launch("sse_page_is_kicked_and_recovers_the_20_messages_sent_while_away")
@@ -64,7 +46,7 @@ fn sse_page_is_kicked_and_recovers_the_20_messages_sent_while_away() {
     let server = TestServer::start(&[]);
     page.open(&server.url("/?transport=sse"));
     wait_live(&page, "sse", 0);
-    let id = the_sse_client(&server);
+    the_client(&server, "sse");
     assert_eq!(
         page.eval("document.getElementById('ws-url').textContent"),
         json!(format!("http://{}/events/all", server.ws))
@@ -78,45 +60,17 @@ fn sse_page_is_kicked_and_recovers_the_20_messages_sent_while_away() {
     before.iter().for_each(|m| sendall(&server, m, 1));
     wait_entry(&page, "before 3");
 
-    // Offline first, so that EventSource's own reconnect (2 s after the kick)
-    // cannot come back before the 20 are published: they must be replayed.
-    page.set_offline(true);
-    let (status, body) = server.request("DELETE", &format!("/clients/{id}"), &[], b"");
-    assert_eq!(status, 200, "{body}");
-    page.wait_for(
-        "the page to notice the kick",
-        "document.body.dataset.state !== 'live'",
-    );
-    server.wait_clients(0);
+    // Offline while away, so that EventSource's own reconnect (2 s after the
+    // kick) cannot come back before the 20 are published: they must be replayed.
     let missed: Vec<String> = (1..=20).map(|n| format!("missed {n}")).collect();
-    missed.iter().for_each(|m| sendall(&server, m, 0));
-    page.set_offline(false);
-
+    while_away(&page, &server, "sse", || {
+        missed.iter().for_each(|m| sendall(&server, m, 0))
+    });
     wait_live(&page, "sse", 1);
-    the_sse_client(&server);
+    the_client(&server, "sse");
     sendall(&server, "after", 1);
     wait_entry(&page, "after");
-    let expected: Vec<String> = [before, missed, vec!["after".into()]].concat();
-    assert_eq!(entries(&page), expected, "every message once, in order");
-    let ids = entry_data(&page, "id");
-    assert_eq!(
-        ids.iter().collect::<HashSet<_>>().len(),
-        24,
-        "24 distinct ids: {ids:?}"
-    );
-    let replayed: Vec<bool> = entry_data(&page, "replayed")
-        .iter()
-        .map(|r| r == "true")
-        .collect();
-    assert_eq!(replayed, [[false; 3].as_slice(), &[true; 20], &[false]].concat());
-    assert_eq!(markers(&page), ["20 missed messages recovered"]);
-    assert_eq!(
-        page.eval("document.querySelector('#messages > .marker').nextElementSibling.querySelector('.body').textContent"),
-        json!("missed 1"),
-        "the marker line heads what was recovered"
-    );
-    assert_eq!(received(&page), "24");
-    page.eval("document.querySelector('#messages > .marker').scrollIntoView({ block: 'center' })");
+    assert_recovered(&page, &before, &missed, &["after".into()]);
     page.screenshot();
 }
 
@@ -133,7 +87,7 @@ fn sse_page_resumes_by_itself_after_its_stream_ends() {
     wait_live(&page, "sse", 0);
     sendall(&server, "one", 1);
     wait_entry(&page, "one");
-    let id = the_sse_client(&server);
+    let id = the_client(&server, "sse");
     let (status, body) = server.request("DELETE", &format!("/clients/{id}"), &[], b"");
     assert_eq!(status, 200, "{body}");
     page.wait_for("the kick", "document.body.dataset.state === 'reconnecting'");
@@ -164,7 +118,7 @@ fn page_behind_a_proxy_that_breaks_websockets_falls_back_to_sse() {
     let base: String = form_urlencoded::byte_serialize(proxy.url("").as_bytes()).collect();
     page.open(&server.url(&format!("/?ws={base}")));
     wait_live(&page, "sse", 0);
-    the_sse_client(&server);
+    the_client(&server, "sse");
     assert_eq!(
         page.eval("document.getElementById('ws-url').textContent"),
         json!(proxy.url("/events/all"))

@@ -2,7 +2,9 @@
 // every message in order with its receive time, what was missed while away
 // (or that history was gone), the pod table, and the connection's state and
 // transport (`websocket`, or `sse` for an EventSource stream). `?ws=` names the
-// server, `?transport=sse` (or `websocket`) forces a transport.
+// server, `?transport=sse` (or `websocket`) forces a transport. When
+// /config.json says the server checks subscribe tokens, it takes one for `all`
+// from the side port (`POST /tokens`) before each connection.
 // An ES module, no framework, no build step. Everything received is inserted
 // with textContent, never as HTML.
 import { subscribe, subscribeUrl, eventsUrl, retryDelay } from './wspush.js';
@@ -42,26 +44,38 @@ const params = new URLSearchParams(location.search);
 const transport = params.get('transport') || 'auto';
 
 // `?ws=` (the WebSocket port's base URL, e.g. ws://host:8080) wins; otherwise
-// the server that serves the page says which port the WebSocket listens on.
-async function serverBase() {
+// the server that serves the page says which port the WebSocket listens on,
+// and whether subscribing needs a token (`--subscribe-secret`).
+async function serverConfig() {
   const override = params.get('ws');
-  if (override) return override;
+  if (override) return { base: override, tokens: false };
   const response = await fetch('/config.json', { cache: 'no-store', signal: AbortSignal.timeout(5000) });
   if (!response.ok) throw new Error('/config.json answered ' + response.status);
   const config = await response.json();
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return scheme + '//' + location.hostname + ':' + config.ws_port;
+  return { base: scheme + '//' + location.hostname + ':' + config.ws_port, tokens: config.subscribe_tokens === true };
+}
+
+// A token for `all` from the side port that serves this page (`POST /tokens`,
+// open when the server has no --publish-token); it lives --max-token-ttl.
+async function allToken() {
+  const body = JSON.stringify({ channels: ['all'], sub: 'dashboard' });
+  const response = await fetch('/tokens', { method: 'POST', body, cache: 'no-store', signal: AbortSignal.timeout(5000) });
+  if (!response.ok) throw new Error('POST /tokens answered ' + response.status);
+  return (await response.json()).token;
 }
 
 async function start(attempt) {
+  let config;
   try {
-    base = await serverBase();
-    ui.url.textContent = subscribeUrl(base, 'all');
+    config = await serverConfig();
+    ui.url.textContent = subscribeUrl(config.base, 'all');
   } catch (err) {
     showWait(retryDelay(attempt), String(err.message || err));
     setTimeout(() => start(attempt + 1), retryDelay(attempt));
     return;
   }
+  base = config.base;
   try {
     subscription = subscribe(base, 'all', {
       transport,
@@ -69,6 +83,7 @@ async function start(attempt) {
       onMessage: receive,
       onReset: () => addMarker('reset', 'history gone: messages sent while disconnected may be missing'),
       onStatus: showStatus,
+      ...(config.tokens ? { getToken: allToken } : {}),
     });
   } catch (err) {
     setState('closed', String(err.message || err));

@@ -3,6 +3,7 @@
 import { subscribe, subscribeUrl, eventsUrl, retryDelay, Cursor } from './wspush.js';
 import { openEventStream, TransportChoice, SSE_RETRY_MS } from './wspush-sse.js';
 import { withFakes } from './wspush-test-fakes.js';
+import { tokenCases } from './wspush-test-tokens.js';
 
 const cases = [];
 const test = (name, fn) => cases.push({ name, fn });
@@ -61,6 +62,13 @@ test('subscribeUrl: since, or else last; last 0 asks nothing', () => {
 test('subscribeUrl: since is URL-encoded; the base query kept, a stale since replaced, no fragment', () => {
   eq(subscribeUrl('ws://h', 'all', { since: 'a&b=c' }), 'ws://h/ws/all?since=a%26b%3Dc');
   eq(subscribeUrl('ws://h/?app=3&since=old#x', 'all', { since: 'new' }), 'ws://h/ws/all?app=3&since=new');
+});
+
+test('subscribeUrl: a token goes in ?token=, replacing one of the base; none when null or empty', () => {
+  eq(subscribeUrl('ws://h', 'all', { since: 'x-1', token: 'a.b.c' }), 'ws://h/ws/all?since=x-1&token=a.b.c');
+  eq(subscribeUrl('ws://h/?token=old&app=1', 'all', { token: 'new' }), 'ws://h/ws/all?token=new&app=1');
+  eq(subscribeUrl('ws://h', 'all', { token: null }), 'ws://h/ws/all');
+  eq(subscribeUrl('ws://h', 'all', { token: '' }), 'ws://h/ws/all');
 });
 
 test('subscribeUrl: bad channel names and other schemes throw', () => {
@@ -171,7 +179,8 @@ test('Cursor: frames it does not understand are ignored and leave the resume poi
 // --- subscribe's checks ----------------------------------------------------------
 
 test('subscribe: unknown options, other transports and bad values throw before connecting', () => {
-  throws(() => subscribe('ws://127.0.0.1:9', 'all', { getToken: () => 't' }), 'unknown option getToken');
+  throws(() => subscribe('ws://127.0.0.1:9', 'all', { getTokens: () => 't' }), 'unknown option getTokens');
+  throws(() => subscribe('ws://127.0.0.1:9', 'all', { getToken: 'a.b.c' }), 'getToken must be a function');
   throws(() => subscribe('ws://127.0.0.1:9', 'all', { transport: 'longpoll' }), 'unsupported transport longpoll');
   throws(() => subscribe('ws://127.0.0.1:9', 'all', { last: -1 }), 'last');
   throws(() => subscribe('ws://127.0.0.1:9', 'all', { last: 1.5 }), 'last');
@@ -417,6 +426,8 @@ test('subscribe auto: once a stream opened, it stays on EventSource', () => {
     handle.close();
   });
 });
+
+tokenCases(test, eq);
 
 // --- the run ------------------------------------------------------------------
 

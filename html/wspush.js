@@ -12,7 +12,11 @@ const BACKOFF_FIRST_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 /** The transports this version speaks ("auto": WebSocket, falling back to EventSource). */
 const TRANSPORTS = ['auto', 'websocket', 'sse'];
-const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport'];
+const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport', 'getToken'];
+/** The close code of a connection whose subscribe token expired. */
+const TOKEN_EXPIRED = 4001;
+/** What status URLs and reasons show in place of a token. */
+const REDACTED = 'redacted';
 
 /**
  * A message as handed to `onMessage`.
@@ -37,13 +41,16 @@ const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport
  *   `close()` was called, nothing follows.
  * @property {"websocket"|"sse"} transport The transport of this connection
  *   (attempt): "sse" is an EventSource stream.
- * @property {string} [url] ("connecting") The URL being opened.
+ * @property {string} [url] ("connecting") The URL being opened, its token (if any)
+ *   shown as `token=redacted`.
  * @property {number} [replayed] ("live") How many messages the server replayed
  *   before going live, counted across attempts that failed since the last "live".
  * @property {boolean} [resumed] ("live") True when the connection continued from
  *   an id seen before, so the replayed messages are the ones missed meanwhile;
  *   false on a first connection or after a reset.
- * @property {number} [delay] ("reconnecting") Milliseconds until the next attempt.
+ * @property {number} [delay] ("reconnecting") Milliseconds until the next attempt: 0
+ *   when the token expired (close 4001, or `event: expired` on a stream) and
+ *   `getToken` gives a fresh one.
  * @property {number} [attempt] ("reconnecting") Failed attempts since the last "live".
  * @property {number} [code] ("reconnecting") The WebSocket close code, if there was one.
  * @property {string} [reason] ("reconnecting") Why the connection ended.
@@ -56,10 +63,14 @@ const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport
  *   server's `retry:` (2 s, the `delay` reported), resuming with the
  *   `Last-Event-ID` header it sends by itself; status goes "reconnecting",
  *   then "connecting" when the server answers, then "live". Anything else (an
- *   HTTP error, no connection, a stream that ends before it is live) closes
+ *   HTTP error — a refused token's 401/403 included, which EventSource cannot
+ *   tell apart —, no connection, a stream that ends before it is live) closes
  *   the EventSource, and the library reconnects with its backoff and `?since=`,
- *   as for a WebSocket. Either way the messages, their `replayed` flags and
- *   `onReset` are the same as over a WebSocket.
+ *   as for a WebSocket. `event: expired` (the token ran out) closes it too:
+ *   the library asks `getToken` for a fresh token and reconnects at once with
+ *   `?since=` (EventSource itself would present the old token again). Either
+ *   way the messages, their `replayed` flags and `onReset` are the same as
+ *   over a WebSocket.
  */
 
 /**
@@ -80,6 +91,15 @@ const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport
  *   row fail to open (see `TransportChoice` in wspush-sse.js for when it goes
  *   back). "websocket" or "sse": only that one. Over EventSource `send()` is
  *   not available (the stream is one-way) and returns false.
+ * @property {() => (string|null|Promise<string|null>)} [getToken] For a server run with
+ *   `--subscribe-secret`: called before every connection attempt for a subscribe
+ *   token (a string, or a Promise of one), sent as `?token=` on either transport;
+ *   null or "" sends none (e.g. when a `wspush_token` cookie carries it). When the
+ *   server ends the connection because the token expired (WebSocket close code
+ *   4001, or an event stream's `event: expired`), a fresh one is asked for at
+ *   once and the subscription resumes where it was, so nothing is lost. An
+ *   error or a rejected Promise counts as a failed attempt (retried with backoff),
+ *   and so does a token the server refuses (401/403 before the upgrade or the stream).
  */
 
 /**
@@ -117,7 +137,9 @@ export function subscribe(url, channels, options = {}) {
   subscribeUrl(url, names); // a bad URL throws here, not on the first connect
   const cursor = new Cursor({ since: opts.since, last: opts.last });
   const choice = new TransportChoice(opts.transport);
-  const link = { socket: null, stream: null, timer: null, failures: 0, closed: false, state: 'connecting', transport: choice.next };
+  // attempt: the number of the latest attempt, so that a token arriving for an
+  // older one is dropped; renewed: the latest attempt replaced an expired token.
+  const link = { socket: null, stream: null, timer: null, failures: 0, closed: false, state: 'connecting', transport: choice.next, attempt: 0, renewed: false };
 
   const report = (status) => {
     link.state = status.state;
@@ -137,42 +159,52 @@ export function subscribe(url, channels, options = {}) {
     else if (event.kind === 'reset') call(opts.onReset, event.id);
     else if (event.kind === 'live') {
       link.failures = 0;
+      link.renewed = false;
       report({ state: 'live', replayed: event.replayed, resumed: event.resumed });
     }
+  };
+
+  // A token expired: a fresh one at once, unless the last renewal did not get live.
+  const renew = (reason, code) => {
+    if (!opts.getToken || link.renewed) return false;
+    link.renewed = true;
+    report({ state: 'reconnecting', delay: 0, attempt: link.failures, reason, code });
+    if (!link.closed) connect();
+    return true;
   };
 
   function connect() {
     link.timer = null;
     link.transport = choice.next;
-    if (link.transport === 'sse') {
-      connectStream(url, names, { cursor, choice, link, report, retry, deliver });
-      return;
-    }
-    const target = subscribeUrl(url, names, cursor.next());
-    report({ state: 'connecting', url: target });
+    const attempt = ++link.attempt;
+    const resume = cursor.next();
+    const sse = link.transport === 'sse';
+    const target = (query) => (sse ? eventsUrl : subscribeUrl)(url, names, query);
+    const shown = target(opts.getToken ? { ...resume, token: REDACTED } : resume);
+    report({ state: 'connecting', url: shown });
     if (link.closed) return; // onStatus called close()
-    let ws;
-    try {
-      ws = new WebSocket(target);
-    } catch (err) {
-      choice.ended('websocket', false);
-      retry(String((err && err.message) || err));
+    const open = (token) => {
+      // Reasons reach onStatus: a browser's error text may quote the URL.
+      const sub = { cursor, choice, link, report, deliver, renew, retry: (reason, code) => retry(redact(reason, token), code) };
+      if (sse) connectStream(target({ ...resume, token }), shown, sub);
+      else connectSocket(target({ ...resume, token }), sub);
+    };
+    if (!opts.getToken) {
+      open(null);
       return;
     }
-    link.socket = ws;
-    let opened = false;
-    ws.onopen = () => {
-      opened = true;
-    };
-    ws.onmessage = (event) => {
-      if (link.socket === ws && typeof event.data === 'string') deliver(cursor.receive(event.data));
-    };
-    ws.onclose = (event) => {
-      if (link.socket !== ws) return;
-      link.socket = null;
-      choice.ended('websocket', opened);
-      retry(event.reason || (event.code === 1006 ? 'connection failed or lost' : 'closed'), event.code);
-    };
+    const current = () => !link.closed && link.attempt === attempt;
+    const failed = (err) => current() && retry('getToken failed: ' + errorText(err));
+    let token;
+    try {
+      token = opts.getToken();
+    } catch (err) {
+      failed(err);
+      return;
+    }
+    const withToken = (t) => current() && open(t);
+    if (token && typeof token.then === 'function') token.then(withToken, failed);
+    else withToken(token);
   }
 
   connect();
@@ -207,19 +239,47 @@ export function subscribe(url, channels, options = {}) {
 }
 
 /**
- * One EventSource attempt of `subscribe` (wspush-sse.js says who reconnects when).
- * @param {string} url
- * @param {string[]} names
+ * One WebSocket attempt of `subscribe`.
+ * @param {string} target The `/ws/…` URL, token included.
  * @param {object} sub `subscribe`'s state and steps.
  */
-function connectStream(url, names, { cursor, choice, link, report, retry, deliver }) {
-  const target = eventsUrl(url, names, cursor.next());
-  report({ state: 'connecting', url: target });
-  if (link.closed) return; // onStatus called close()
+function connectSocket(target, { cursor, choice, link, retry, deliver, renew }) {
+  let ws;
+  try {
+    ws = new WebSocket(target);
+  } catch (err) {
+    choice.ended('websocket', false);
+    retry(errorText(err));
+    return;
+  }
+  link.socket = ws;
+  let opened = false;
+  ws.onopen = () => {
+    opened = true;
+  };
+  ws.onmessage = (event) => {
+    if (link.socket === ws && typeof event.data === 'string') deliver(cursor.receive(event.data));
+  };
+  ws.onclose = (event) => {
+    if (link.socket !== ws) return;
+    link.socket = null;
+    choice.ended('websocket', opened);
+    if (event.code === TOKEN_EXPIRED && renew(event.reason || 'token expired', event.code)) return;
+    retry(event.reason || (event.code === 1006 ? 'connection failed or lost' : 'closed'), event.code);
+  };
+}
+
+/**
+ * One EventSource attempt of `subscribe` (wspush-sse.js says who reconnects when).
+ * @param {string} target The `/events/…` URL, token included.
+ * @param {string} shown The same URL as statuses show it (token redacted).
+ * @param {object} sub `subscribe`'s state and steps.
+ */
+function connectStream(target, shown, { cursor, choice, link, report, retry, deliver, renew }) {
   const on = {
     data: (text) => deliver(cursor.receive(text)),
     open: (reconnected) => {
-      if (reconnected) report({ state: 'connecting', url: target });
+      if (reconnected) report({ state: 'connecting', url: shown });
     },
     // EventSource reconnects by itself, resuming with Last-Event-ID: a new
     // attempt for the cursor, as if the library had started it.
@@ -228,31 +288,35 @@ function connectStream(url, names, { cursor, choice, link, report, retry, delive
       link.failures += 1;
       report({ state: 'reconnecting', delay: SSE_RETRY_MS, attempt: link.failures, reason });
     },
+    // A refusal (a 401 for a bad token included: EventSource shows no status)
+    // is a failed open, retried with backoff.
     failed: (reason, opened) => {
       link.stream = null;
       choice.ended('sse', opened);
       retry(reason);
     },
+    // The stream's token expired: a fresh one, resuming from the cursor.
     expired: () => {
       link.stream = null;
-      retry('token expired');
+      if (!renew('token expired')) retry('token expired');
     },
   };
   try {
     link.stream = openEventStream(target, on);
   } catch (err) {
     choice.ended('sse', false);
-    retry(String((err && err.message) || err));
+    retry(errorText(err));
   }
 }
 
 /**
  * The WebSocket URL that subscribes to `channels` on the server at `base`:
  * `ws://host:8080` + ["all", "orders"] + {since: "x-7"} → `ws://host:8080/ws/all,orders?since=x-7`.
- * `since` wins over `last`; query parameters of `base` are kept.
+ * `since` wins over `last`; a `token` is added as `?token=` (replacing one of
+ * `base`); other query parameters of `base` are kept.
  * @param {string} base See `subscribe`'s `url`.
  * @param {string|string[]} channels
- * @param {{since?: string|null, last?: number}} [resume]
+ * @param {{since?: string|null, last?: number, token?: string|null}} [resume]
  * @returns {string}
  */
 export function subscribeUrl(base, channels, resume) {
@@ -264,7 +328,7 @@ export function subscribeUrl(base, channels, resume) {
  * `ws://host:8080` + ["all", "orders"] + {since: "x-7"} → `http://host:8080/events/all,orders?since=x-7`.
  * @param {string} base See `subscribe`'s `url`.
  * @param {string|string[]} channels
- * @param {{since?: string|null, last?: number}} [resume]
+ * @param {{since?: string|null, last?: number, token?: string|null}} [resume]
  * @returns {string}
  */
 export function eventsUrl(base, channels, resume) {
@@ -272,8 +336,8 @@ export function eventsUrl(base, channels, resume) {
   return serverUrl(base, '/events/', schemes, channels, resume);
 }
 
-/** `base` with `path` + the channels appended, its scheme mapped by `schemes`, and the resume query. */
-function serverUrl(base, path, schemes, channels, { since = null, last = 0 } = {}) {
+/** `base` with `path` + the channels appended, its scheme mapped by `schemes`, and the query. */
+function serverUrl(base, path, schemes, channels, { since = null, last = 0, token = null } = {}) {
   const url = new URL(base, globalThis.location ? globalThis.location.href : undefined);
   if (!schemes[url.protocol]) throw new TypeError('wspush: not a ws:, wss:, http: or https: URL: ' + base);
   url.protocol = schemes[url.protocol];
@@ -283,6 +347,7 @@ function serverUrl(base, path, schemes, channels, { since = null, last = 0 } = {
   url.searchParams.delete('last');
   if (since !== null && since !== undefined) url.searchParams.set('since', since);
   else if (last > 0) url.searchParams.set('last', String(last));
+  if (token !== null && token !== undefined && token !== '') url.searchParams.set('token', String(token));
   return url.href;
 }
 
@@ -387,12 +452,25 @@ function checkOptions(options) {
   if (!TRANSPORTS.includes(transport)) throw new TypeError('wspush: unsupported transport ' + transport);
   if (!Number.isInteger(last) || last < 0) throw new TypeError('wspush: last must be a whole number >= 0');
   if (since !== null && typeof since !== 'string') throw new TypeError('wspush: since must be an id string');
-  for (const name of ['onMessage', 'onReset', 'onStatus']) {
+  for (const name of ['onMessage', 'onReset', 'onStatus', 'getToken']) {
     if (options[name] !== undefined && typeof options[name] !== 'function') {
       throw new TypeError('wspush: ' + name + ' must be a function');
     }
   }
   return { ...options, transport, last, since };
+}
+
+/** An error's message, or the thrown value as text. */
+function errorText(err) {
+  return String((err && err.message) || err);
+}
+
+/** `text` with `token` (as given, or as it appears in a URL) shown as "redacted". */
+function redact(text, token) {
+  if (!token) return text;
+  let shown = String(text);
+  for (const form of [String(token), encodeURIComponent(String(token))]) shown = shown.split(form).join(REDACTED);
+  return shown;
 }
 
 /** Calls an app's callback; an error in it is reported but stops nothing here. */

@@ -50,6 +50,7 @@ mod sse;
 mod stats;
 mod stop;
 mod threads;
+mod token;
 
 pub use config::{Config, PingStyle};
 pub use server::{Server, StartError};

@@ -83,7 +83,7 @@ fn open(
         rejected(ctx, &from, &rejection);
         return None;
     }
-    let client = new_client(stream, from, Arc::new(LastSeen::now()), wanted.subscription, ctx);
+    let client = new_client(stream, from, Arc::new(LastSeen::now()), &wanted, ctx);
     Some(register(ctx, client, &wanted.start))
 }
 

@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 
 use self::handshake::{HandshakeSettings, Rejection};
 use self::request::Arrived;
+use self::target::Wanted;
 use crate::broadcast::Fanout;
-use crate::client::{Client, LastSeen, Outbox, OutboxConfig, ShownId, Subscription, Transport};
+use crate::client::{Client, LastSeen, Outbox, OutboxConfig, ShownId, TokenHolder, Transport};
 use crate::join::{self, JoinContext, Start};
 use crate::message::GoingAway;
 use crate::proxy::{ClientAddr, TrustedProxies};
@@ -102,21 +103,26 @@ fn new_client(
     stream: &Arc<TcpStream>,
     from: ClientAddr,
     last_seen: Arc<LastSeen>,
-    subscription: Subscription,
+    wanted: &Wanted,
     ctx: &SessionContext,
 ) -> Arc<Client> {
     let registry = &ctx.join.registry;
     let id = registry.next_id();
     let prefix = registry.id_prefix();
     let label = ShownId::new(prefix.as_deref(), id).to_string();
-    let framing = subscription.transport.framing();
+    let framing = wanted.subscription.transport.framing();
     let outbox = Arc::new(Outbox::new(
         Arc::clone(stream),
         Arc::clone(&ctx.outbox),
         framing,
         label,
     ));
-    Arc::new(Client::new(id, prefix, from, last_seen, outbox, subscription))
+    let subscription = wanted.subscription.clone();
+    let token = wanted.grant.as_ref().map(|grant| TokenHolder {
+        user: grant.sub.as_deref().map(Box::from),
+        expires_at: grant.expires_at,
+    });
+    Arc::new(Client::new(id, prefix, from, last_seen, outbox, subscription).with_token(token))
 }
 
 /// A client registered on its channels, until its connection ends.
@@ -145,7 +151,11 @@ impl Registered {
 fn register(ctx: &SessionContext, client: Arc<Client>, start: &Start) -> Registered {
     let (registration, joined) = join::join(&ctx.join, Arc::clone(&client), start);
     ctx.stats.connections_accepted.inc();
-    log::info!("{client} connected{}{joined}", on_channels(&client));
+    log::info!(
+        "{client} connected{}{joined}{}",
+        on_channels(&client),
+        token_until(&client)
+    );
     if ctx.stop.is_stopped() {
         client.mark_ended("server shutting down");
         client
@@ -166,6 +176,17 @@ fn on_channels(client: &Client) -> String {
         Transport::Echo => String::new(),
         Transport::Ws => format!(" on {}", names()),
         Transport::Sse => format!(" (event stream) on {}", names()),
+    }
+}
+
+/// ` (token until 2026-12-02T12:10:00Z)` for a client admitted with a token.
+fn token_until(client: &Client) -> String {
+    match &client.token {
+        Some(token) => format!(
+            " (token until {})",
+            humantime::format_rfc3339_seconds(token.expires_at)
+        ),
+        None => String::new(),
     }
 }
 

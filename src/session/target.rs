@@ -14,6 +14,7 @@ use crate::channel::ChannelSet;
 use crate::client::Subscription;
 use crate::history::Since;
 use crate::join::Start;
+use crate::token::Grant;
 
 /// The raw-frame path of the tutorial.
 pub const ECHO_PATH: &str = "/echo";
@@ -36,6 +37,8 @@ pub struct TargetLimits {
 pub struct Wanted {
     pub subscription: Subscription,
     pub start: Start,
+    /// What its subscribe token grants (set by the handshake once the gate admits it).
+    pub grant: Option<Grant>,
 }
 
 /// Why a target is refused.
@@ -53,12 +56,14 @@ pub fn parse(path: &str, query: Option<&str>, limits: &TargetLimits) -> Result<W
         return Ok(Wanted {
             subscription: Subscription::echo(),
             start: Start::Live,
+            grant: None,
         });
     }
     let segment = path.strip_prefix(WS_PREFIX).ok_or(BadTarget::NoEndpoint)?;
     Ok(Wanted {
         subscription: Subscription::ws(channels(segment, limits)?),
         start: start(query.unwrap_or(""), limits.recovery_max)?,
+        grant: None,
     })
 }
 
@@ -81,7 +86,11 @@ pub fn parse_events(
         Some(id) => Start::Since(Since::parse(id)),
         None => start(query.unwrap_or(""), limits.recovery_max)?,
     };
-    Ok(Wanted { subscription, start })
+    Ok(Wanted {
+        subscription,
+        start,
+        grant: None,
+    })
 }
 
 fn channels(segment: &str, limits: &TargetLimits) -> Result<ChannelSet, BadTarget> {

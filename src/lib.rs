@@ -15,8 +15,10 @@
 //! non-blocking write, or the queue and a writer thread); `session` is the
 //! connection's own thread, from its request head to a WebSocket handshake
 //! (its target: `/echo` or `/ws/{channels}`) or an event stream
-//! (`/events/{channels}`, its events written by `sse`), and `join` (replay or
-//! reset, then live) to close; `proxy` names a client behind a trusted proxy.
+//! (`/events/{channels}`, its events written by `sse`), both let in only
+//! with a subscribe token under `--subscribe-secret` (`token::Gate`), and
+//! `join` (replay or reset, then live) to close; `proxy` names a client
+//! behind a trusted proxy.
 //! `server` builds what each thread needs and starts them all.
 
 mod accept;

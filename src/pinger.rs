@@ -13,7 +13,8 @@
 //! relative to broadcasts everywhere. A client from whom no bytes arrived
 //! within `--pong-timeout` is shut down; its reader then wakes, unregisters it
 //! and logs the reason. A client whose token's `exp` has passed is sent
-//! close 4001 `token expired` at the next check (at most a second late; the
+//! close 4001 `token expired` (an event stream: `event: expired`, then the
+//! end of the stream) at the next check (at most a second late; the
 //! same pass over the clients as the silence check, so it costs nothing per
 //! message and no timer per client). Each check also drops stored messages
 //! past `--history-ttl`, so that history memory goes when it expires, not
@@ -178,15 +179,24 @@ impl Pinger {
         }
     }
 
-    /// Closes each client with 4001 `token expired`. Its reader logs the one
-    /// line of the event when the connection ends: `client 7 (…) disconnected:
-    /// token expired (closed with 4001)`.
+    /// Closes each WebSocket client with 4001 `token expired`, and ends each
+    /// event stream with an `event: expired` (each encoded once per pass).
+    /// Its reader logs the one line of the event when the connection ends:
+    /// `client 7 (…) disconnected: token expired (closed with 4001)`.
     fn close_expired(&self, expired: Vec<Arc<Client>>) {
+        if expired.is_empty() {
+            return;
+        }
         let close = frame::close(CloseCode::from(TOKEN_EXPIRED), "token expired");
+        let event = sse::expired();
         for client in expired {
-            if client.mark_ended(format!("token expired (closed with {TOKEN_EXPIRED})")) {
+            let (last, how) = match client.transport() {
+                Transport::Echo | Transport::Ws => (&close, format!("closed with {TOKEN_EXPIRED}")),
+                Transport::Sse => (&event, "sent event: expired".to_owned()),
+            };
+            if client.mark_ended(format!("token expired ({how})")) {
                 self.stats.tokens_expired.inc();
-                client.outbox.close(close.clone());
+                client.outbox.close(last.clone());
             }
         }
     }

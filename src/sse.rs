@@ -6,9 +6,10 @@
 //! | what | bytes |
 //! |---|---|
 //! | a channel message | `id: <id>\ndata: <envelope>\n\n` |
-//! | a control message (`reset`, `subscribed`, `direct`, `kicked`) | `event: <type>\n[id: <latest>\n]data: <envelope>\n\n` |
+//! | a control message (`reset`, `subscribed`, `direct`, `kicked`, `expired`) | `event: <type>\n[id: <latest>\n]data: <envelope>\n\n` |
 //! | a keep-alive | `: ping\n\n` (a comment: EventSource dispatches nothing) |
 //! | the end of a stream the server ends (shutdown, slow consumer) | a comment saying why |
+//! | the end of a stream whose subscribe token expired | `event: expired` |
 //!
 //! `<envelope>` is the same JSON text a `/ws/…` client gets in its frame.
 //! EventSource sends the last `id:` it saw as `Last-Event-ID` when it
@@ -57,6 +58,9 @@ pub const SLOW_CONSUMER: &[u8] = b": dropped: slow consumer\n\n";
 /// The envelope of the last event of a kicked client's stream.
 pub const KICKED_ENVELOPE: &str = r#"{"type":"kicked"}"#;
 
+/// The envelope of the last event of a stream whose subscribe token expired.
+pub const EXPIRED_ENVELOPE: &str = r#"{"type":"expired"}"#;
+
 /// An event that is not a channel message, sent as `event: <type>`, so
 /// EventSource hands it to `addEventListener("<type>", …)` and never to
 /// `onmessage`. The names match the envelope's `"type"`.
@@ -70,6 +74,9 @@ pub enum Control {
     Direct,
     /// `DELETE /clients/{id}` closed the stream (the last event; no id).
     Kicked,
+    /// The subscribe token's `exp` passed (the last event; no id): fetch a
+    /// fresh token and reconnect with `Last-Event-ID`.
+    Expired,
 }
 
 impl Control {
@@ -80,6 +87,7 @@ impl Control {
             Control::Subscribed => "subscribed",
             Control::Direct => "direct",
             Control::Kicked => "kicked",
+            Control::Expired => "expired",
         }
     }
 }
@@ -92,6 +100,11 @@ pub fn ping() -> EncodedEvent {
 /// The last event of a kicked client's stream.
 pub fn kicked() -> EncodedEvent {
     control(Control::Kicked, None, KICKED_ENVELOPE)
+}
+
+/// The last event of a stream whose subscribe token expired.
+pub fn expired() -> EncodedEvent {
+    control(Control::Expired, None, EXPIRED_ENVELOPE)
 }
 
 /// A channel message: `id: <id>` and the envelope as `data:`.

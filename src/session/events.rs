@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
 
-use super::handshake::{self, Refusal, Rejection};
+use super::handshake::{self, Asked, Refusal, Rejection};
 use super::request::RequestHead;
 use super::target::{self, BadTarget, Wanted};
 use super::{new_client, register, rejected, Registered, SessionContext};
@@ -70,10 +70,12 @@ fn open(
         }
     };
     // Any origin that passed the policy: a page of another origin (another
-    // port is one) may read the stream only with these headers.
+    // port is one) may read the stream only with these headers, and with
+    // the credentials header when it sent cookies (`withCredentials`, how a
+    // `wspush_token` cookie reaches another origin).
     let cors = head.origin.as_deref().map(|origin| Cors {
         origin,
-        credentials: false,
+        credentials: !head.cookies.is_empty(),
     });
     if let Err(e) = start(stream, cors, deadline, ctx) {
         let rejection = match e.kind() {
@@ -83,18 +85,20 @@ fn open(
         rejected(ctx, &from, &rejection);
         return None;
     }
-    let client = new_client(stream, from, Arc::new(LastSeen::now()), &wanted, ctx);
+    let last_seen = Arc::new(LastSeen::now());
+    let client = new_client(stream, from, last_seen, wanted.subscription, wanted.grant, ctx);
     Some(register(ctx, client, &wanted.start))
 }
 
 /// What the request asks for, if it may have it: GET, a good channel list,
-/// an allowed origin, a server not shutting down.
+/// an allowed origin, a subscribe token that covers its channels (when
+/// tokens are checked), a server not shutting down.
 fn check(head: &RequestHead, ctx: &SessionContext) -> Result<Wanted, Refusal> {
     if head.method != "GET" {
         return Err(Refusal::Method(head.method.clone()));
     }
     let settings = &ctx.handshake;
-    let wanted = target::parse_events(
+    let mut wanted = target::parse_events(
         &head.path,
         head.query.as_deref(),
         head.last_event_id.as_deref(),
@@ -104,12 +108,14 @@ fn check(head: &RequestHead, ctx: &SessionContext) -> Result<Wanted, Refusal> {
         BadTarget::NoEndpoint => Refusal::NoEndpoint(head.path.clone()),
         BadTarget::Invalid(reason) => Refusal::BadTarget(reason),
     })?;
-    handshake::admit(
-        head.origin.as_deref(),
-        head.host.as_deref(),
-        settings,
-        ctx.stop.is_stopped(),
-    )?;
+    let asked = Asked {
+        channels: &wanted.subscription.channels,
+        origin: head.origin.as_deref(),
+        host: head.host.as_deref(),
+        query: head.query.as_deref(),
+        cookies: head.cookies.iter().map(Vec::as_slice),
+    };
+    wanted.grant = handshake::admit(asked, settings, ctx.stop.is_stopped())?;
     Ok(wanted)
 }
 

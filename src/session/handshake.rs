@@ -1,12 +1,12 @@
-//! The WebSocket handshake on a new connection: path, origin, token, deadline,
-//! bad requests; and the refusals both transports share.
+//! The WebSocket handshake on a new connection: path, origin, token,
+//! deadline, bad requests; and the refusals both transports share.
 //!
 //! tungstenite parses the upgrade request (its head read once already, and
 //! replayed: `io`); our callback reads its target (`target`: `/echo` or
 //! `/ws/{channels}`), and answers 404 for other paths, 400 for a bad channel
 //! list or `last`, 403 for a refused origin, 401 or 403 for a subscribe token
 //! the `token::Gate` refuses, and 503 while shutting down. An event stream is
-//! checked by the same rules (`admit`).
+//! checked by the same rules (`admit`) before its head is written.
 //! Requests tungstenite itself refuses (no key, wrong version, not HTTP) get a
 //! 400 or 426 written here, since it answers those with nothing. The whole
 //! handshake must finish before a deadline, however slowly bytes trickle in.
@@ -25,9 +25,10 @@ use tungstenite::{Error, WebSocket};
 
 use super::io::ConnIo;
 use super::target::{self, BadTarget, TargetLimits, Wanted, ECHO_PATH};
+use crate::channel::ChannelSet;
 use crate::http_error::{error_json, error_response};
 use crate::origin::OriginPolicy;
-use crate::token::{Gate, TokenError};
+use crate::token::{Gate, Grant, TokenError};
 
 /// The path of raw-frame clients (the page's `/config.json` names it).
 pub const WS_PATH: &str = ECHO_PATH;
@@ -157,35 +158,49 @@ fn check(req: &Request, settings: &HandshakeSettings, shutting_down: bool) -> Re
         BadTarget::Invalid(reason) => Refusal::BadTarget(reason),
     })?;
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    admit(header("origin"), header("host"), settings, shutting_down)?;
-    let cookies = req.headers().get_all("cookie").iter().map(|v| v.as_bytes());
-    wanted.grant = settings
-        .gate
-        .admit(
-            &wanted.subscription.channels,
-            req.uri().query(),
-            cookies,
-            SystemTime::now(),
-        )
-        .map_err(Refusal::Token)?;
+    let asked = Asked {
+        channels: &wanted.subscription.channels,
+        origin: header("origin"),
+        host: header("host"),
+        query: req.uri().query(),
+        cookies: req.headers().get_all("cookie").iter().map(|v| v.as_bytes()),
+    };
+    wanted.grant = admit(asked, settings, shutting_down)?;
     Ok(wanted)
 }
 
+/// What the checks after the target read of a request, whichever transport
+/// it asks for.
+pub struct Asked<'a, C> {
+    /// The channels it would read (`all` first; `/echo` is `all` alone).
+    pub channels: &'a ChannelSet,
+    pub origin: Option<&'a str>,
+    pub host: Option<&'a str>,
+    /// The target after `?` (where `?token=` is).
+    pub query: Option<&'a str>,
+    /// Its `Cookie` header values (where `wspush_token` is).
+    pub cookies: C,
+}
+
 /// The checks after the target, for both transports: the `Origin` policy,
-/// then shutdown.
-pub fn admit(
-    origin: Option<&str>,
-    host: Option<&str>,
+/// the subscribe token (`Gate`, which counts its refusals), then shutdown.
+/// Returns what the token grants, if tokens are checked.
+pub fn admit<'a>(
+    asked: Asked<'a, impl IntoIterator<Item = &'a [u8]>>,
     settings: &HandshakeSettings,
     shutting_down: bool,
-) -> Result<(), Refusal> {
-    if !settings.origins.allows(origin, host) {
-        return Err(Refusal::Origin(origin.unwrap_or("?").to_owned()));
+) -> Result<Option<Grant>, Refusal> {
+    if !settings.origins.allows(asked.origin, asked.host) {
+        return Err(Refusal::Origin(asked.origin.unwrap_or("?").to_owned()));
     }
+    let grant = settings
+        .gate
+        .admit(asked.channels, asked.query, asked.cookies, SystemTime::now())
+        .map_err(Refusal::Token)?;
     if shutting_down {
         return Err(Refusal::ShuttingDown);
     }
-    Ok(())
+    Ok(grant)
 }
 
 fn refusal_response(refusal: &Refusal) -> ErrorResponse {

@@ -24,15 +24,15 @@ use std::time::{Duration, Instant};
 
 use self::handshake::{HandshakeSettings, Rejection};
 use self::request::Arrived;
-use self::target::Wanted;
 use crate::broadcast::Fanout;
-use crate::client::{Client, LastSeen, Outbox, OutboxConfig, ShownId, TokenHolder, Transport};
+use crate::client::{Client, LastSeen, Outbox, OutboxConfig, ShownId, Subscription, TokenHolder, Transport};
 use crate::join::{self, JoinContext, Start};
 use crate::message::GoingAway;
 use crate::proxy::{ClientAddr, TrustedProxies};
 use crate::registry::{Registration, Slot};
 use crate::stats::Stats;
 use crate::stop::StopToken;
+use crate::token::Grant;
 
 /// What a connection's thread needs.
 pub struct SessionContext {
@@ -98,28 +98,29 @@ fn rejected(ctx: &SessionContext, from: &ClientAddr, rejection: &Rejection) {
     log::info!("connection from {from} rejected: {rejection}");
 }
 
-/// A client for a connection whose handshake or stream head is done.
+/// A client for a connection whose handshake or stream head is done;
+/// `grant`: what its subscribe token allows, when tokens are checked.
 fn new_client(
     stream: &Arc<TcpStream>,
     from: ClientAddr,
     last_seen: Arc<LastSeen>,
-    wanted: &Wanted,
+    subscription: Subscription,
+    grant: Option<Grant>,
     ctx: &SessionContext,
 ) -> Arc<Client> {
     let registry = &ctx.join.registry;
     let id = registry.next_id();
     let prefix = registry.id_prefix();
     let label = ShownId::new(prefix.as_deref(), id).to_string();
-    let framing = wanted.subscription.transport.framing();
+    let framing = subscription.transport.framing();
     let outbox = Arc::new(Outbox::new(
         Arc::clone(stream),
         Arc::clone(&ctx.outbox),
         framing,
         label,
     ));
-    let subscription = wanted.subscription.clone();
-    let token = wanted.grant.as_ref().map(|grant| TokenHolder {
-        user: grant.sub.as_deref().map(Box::from),
+    let token = grant.map(|grant| TokenHolder {
+        user: grant.sub.map(Box::from),
         expires_at: grant.expires_at,
     });
     Arc::new(Client::new(id, prefix, from, last_seen, outbox, subscription).with_token(token))

@@ -38,6 +38,8 @@ pub struct RequestHead {
     pub last_event_id: Option<String>,
     /// Every `X-Forwarded-For` value, in order.
     pub forwarded_for: Vec<Vec<u8>>,
+    /// Every `Cookie` value, in order (where a `wspush_token` may be).
+    pub cookies: Vec<Vec<u8>>,
 }
 
 /// A head read off a new connection.
@@ -109,6 +111,14 @@ fn parse(bytes: &[u8]) -> Parsed {
         Some((path, query)) => (path, Some(query.to_owned())),
         None => (target, None),
     };
+    let all = |name: &str| {
+        request
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.to_vec())
+            .collect()
+    };
     let first = |name: &str| {
         request
             .headers
@@ -125,12 +135,8 @@ fn parse(bytes: &[u8]) -> Parsed {
         origin: first("origin"),
         host: first("host"),
         last_event_id: first("last-event-id"),
-        forwarded_for: request
-            .headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
-            .map(|h| h.value.to_vec())
-            .collect(),
+        forwarded_for: all("x-forwarded-for"),
+        cookies: all("cookie"),
     })
 }
 
@@ -149,7 +155,8 @@ mod tests {
     fn the_fields_the_transports_need_are_read() {
         let got = head(
             b"GET /events/a,b?since=x-1&last=3 HTTP/1.1\r\nHost: h:1\r\nlast-event-id: e-7\r\n\
-              X-Forwarded-For: 1.2.3.4\r\nOrigin: http://o\r\nx-forwarded-for: 5.6.7.8, 9.9.9.9\r\n\r\nextra",
+              X-Forwarded-For: 1.2.3.4\r\nOrigin: http://o\r\nx-forwarded-for: 5.6.7.8, 9.9.9.9\r\n\
+              Cookie: a=1\r\ncookie: wspush_token=t\r\n\r\nextra",
         )
         .unwrap();
         assert_eq!(
@@ -163,6 +170,7 @@ mod tests {
                 host: Some("h:1".into()),
                 last_event_id: Some("e-7".into()),
                 forwarded_for: vec![b"1.2.3.4".to_vec(), b"5.6.7.8, 9.9.9.9".to_vec()],
+                cookies: vec![b"a=1".to_vec(), b"wspush_token=t".to_vec()],
             }
         );
         let upgrade = head(b"GET /echo HTTP/1.1\r\nUpgrade: websocket\r\n\r\n").unwrap();

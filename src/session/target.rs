@@ -37,7 +37,7 @@ pub struct TargetLimits {
 pub struct Wanted {
     pub subscription: Subscription,
     pub start: Start,
-    /// What its subscribe token grants (set by the handshake once the gate admits it).
+    /// What its subscribe token grants (set once the gate admits it).
     pub grant: Option<Grant>,
 }
 

@@ -79,7 +79,7 @@ fn open(
             return None;
         }
     };
-    let client = new_client(stream, from, last_seen, &wanted, ctx);
+    let client = new_client(stream, from, last_seen, wanted.subscription, wanted.grant, ctx);
     Some(Open {
         ws,
         registered: register(ctx, client, &wanted.start),

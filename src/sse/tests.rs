@@ -239,9 +239,10 @@ fn an_origin_that_would_break_the_head_gets_no_cors_headers() {
 }
 
 #[test]
-fn a_kick_is_a_named_event_that_leaves_the_resume_point_and_endings_are_comments() {
+fn a_kick_or_an_expiry_is_a_named_event_that_leaves_the_resume_point_and_endings_are_comments() {
     let mut bytes = message(&id(4), "{}").to_vec();
     bytes.extend_from_slice(&kicked());
+    bytes.extend_from_slice(&expired());
     bytes.extend_from_slice(GOING_AWAY);
     bytes.extend_from_slice(SLOW_CONSUMER);
     let stream = parse(&bytes);
@@ -250,6 +251,7 @@ fn a_kick_is_a_named_event_that_leaves_the_resume_point_and_endings_are_comments
         [
             event("message", "{}", "0123456789abcdef-4"),
             event("kicked", KICKED_ENVELOPE, "0123456789abcdef-4"),
+            event("expired", EXPIRED_ENVELOPE, "0123456789abcdef-4"),
         ]
     );
 }

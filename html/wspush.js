@@ -193,21 +193,37 @@ export function subscribe(url, channels, options = {}) {
       open(null);
       return;
     }
+    // Only the latest attempt's token is used; one for an older one is dropped.
     const current = () => !link.closed && link.attempt === attempt;
-    const failed = (err) => current() && retry('getToken failed: ' + errorText(err));
-    let token;
-    try {
-      token = opts.getToken();
-    } catch (err) {
-      failed(err);
-      return;
-    }
-    const withToken = (t) => current() && open(t);
-    if (token && typeof token.then === 'function') token.then(withToken, failed);
-    else withToken(token);
+    askToken(opts.getToken, (token) => current() && open(token),
+      (err) => current() && retry('getToken failed: ' + errorText(err)));
   }
 
   connect();
+  return handle(link, cursor, report);
+}
+
+/**
+ * Calls `getToken` and hands what it gives (or its Promise resolves to) to
+ * `use`; what it throws (or its Promise rejects with) to `failed`.
+ */
+function askToken(getToken, use, failed) {
+  let token;
+  try {
+    token = getToken();
+  } catch (err) {
+    failed(err);
+    return;
+  }
+  if (token && typeof token.then === 'function') token.then(use, failed);
+  else use(token);
+}
+
+/**
+ * The `Subscription` of `subscribe`'s state.
+ * @returns {Subscription}
+ */
+function handle(link, cursor, report) {
   return {
     close() {
       if (link.closed) return;

@@ -176,7 +176,8 @@ pub struct Cors<'a> {
     /// The request's `Origin`, already allowed by the origin policy.
     pub origin: &'a str,
     /// Whether the page may send its cookies (`new EventSource(url, {withCredentials: true})`):
-    /// adds `Access-Control-Allow-Credentials: true`. Only for a token in a cookie.
+    /// adds `Access-Control-Allow-Credentials: true`. Only when subscribe
+    /// tokens are checked, since then a token may be in a cookie.
     pub credentials: bool,
 }
 

@@ -77,7 +77,7 @@ counters! {
     sse_events_encoded: "Messages encoded as a Server-Sent Event: at most once each, however many event-stream clients get it",
     handshakes_rejected: "Connections refused before or during the WebSocket handshake or an event stream's request",
     tokens_rejected: "Subscriptions refused for their subscribe token (401: missing, malformed, badly signed, wrong algorithm, expired; 403: a channel not covered)",
-    tokens_expired: "Connections closed with 4001 when their subscribe token expired",
+    tokens_expired: "Connections closed with 4001 (event streams: ended with event: expired) when their subscribe token expired",
     tokens_minted: "Subscribe tokens made by POST /tokens",
     http_connections_refused: "Side-port connections answered 503 at --http-max-connections",
     http_connections_evicted: "Side-port connections closed to make room for a new one",

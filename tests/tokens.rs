@@ -15,7 +15,10 @@ mod tokens;
 use channels::Sub;
 use serde_json::{json, Value};
 use support::{assert_error_body, assert_refusal, send_raw, upgrade_request, Refused, TestServer, WsClient};
-use tokens::{checking_server, forge, mint, mint_with, now_secs, sign, sign_with, token_for, unsigned};
+use tokens::{
+    assert_refusal_of, checking_server, forge, mint, mint_with, now_secs, sign, sign_with, token_for,
+    unsigned,
+};
 
 /// The handshake's refusal for `target` (`/ws/…?token=…`) with these headers; fails if accepted.
 fn refused_with(server: &TestServer, target: &str, headers: &[(&str, &str)]) -> Refused {
@@ -28,9 +31,7 @@ fn refused_with(server: &TestServer, target: &str, headers: &[(&str, &str)]) -> 
 /// Asserts `target` is refused with `status` and a JSON reason mentioning `needle`.
 fn assert_refused(server: &TestServer, target: &str, status: u16, needle: &str) {
     let refused = refused_with(server, target, &[]);
-    let body = String::from_utf8_lossy(&refused.body);
-    assert_eq!(refused.status, status, "{target}: {body}");
-    assert_error_body(&refused.body, needle);
+    assert_refusal_of(target, (refused.status, &refused.body), status, needle);
 }
 
 fn user_of(clients: &[Value]) -> Vec<Value> {
@@ -84,14 +85,8 @@ fn every_bad_token_is_refused_with_401_and_its_reason_before_the_upgrade() {
 #[test]
 fn a_token_for_user_42_reads_its_channels_and_nothing_of_user_43() {
     let server = checking_server(&[]);
-    let token = sign(&json!({ "sub": "alice", "channels": ["user.42.*"], "exp": now_secs() + 600 }));
-    for (target, channel) in [
-        ("user.42.inbox,user.43.x", "user.43.x"),
-        ("user.43.x", "user.43.x"),
-        ("user.42", "user.42"),
-        ("user.420", "user.420"),
-        ("all", "all"),
-    ] {
+    let token = tokens::alice_token();
+    for (target, channel) in tokens::NOT_USER_42 {
         let target = format!("/ws/{target}?token={token}");
         assert_refused(
             &server,
@@ -193,7 +188,7 @@ fn post_tokens_mints_a_token_whose_ws_url_subscribes() {
         answer["ws_url"],
         format!("ws://{}/ws/orders?token={token}", server.ws)
     );
-    // `/events/` is the SSE transport's (issue 12): once it is served, this URL opens a stream.
+    // It opens a stream: tests/sse_tokens.rs.
     assert_eq!(
         answer["sse_url"],
         format!("http://{}/events/orders?token={token}", server.ws)

@@ -1,10 +1,15 @@
 //! The `wspush` binary's log says why a token was refused, who a client is
 //! (`sub`), that a token expired and that one was minted, and never shows a
-//! token: not from an accepted or a refused handshake's URL, not from a
-//! side-port request's URL, not from `POST /tokens`.
+//! token: not from an accepted or a refused handshake's URL, not from an
+//! accepted or a refused event stream's URL, not from a side-port request's
+//! URL, not from `POST /tokens`.
 
+#[path = "support/channels.rs"]
+mod channels;
 #[path = "support/process.rs"]
 mod process;
+#[path = "support/sse.rs"]
+mod sse;
 mod support;
 #[path = "support/tokens.rs"]
 mod tokens;
@@ -12,8 +17,9 @@ mod tokens;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+use sse::SseClient;
 use support::WsClient;
-use tokens::{now_secs, sign, sign_with};
+use tokens::{now_secs, sign, sign_with, unsigned};
 
 #[test]
 fn the_log_gives_reasons_and_users_and_never_a_token() {
@@ -27,6 +33,11 @@ fn the_log_gives_reasons_and_users_and_never_a_token() {
         server.ws
     ));
     let refused = WsClient::try_connect(&format!("ws://{}/ws/orders?token={forged}", server.ws), &[]);
+    assert_eq!(refused.map(|_| ()).unwrap_err().status, 401);
+    let streamed = sign(&json!({ "sub": "carol", "channels": ["orders"], "exp": now_secs() + 2 }));
+    let mut stream = SseClient::connect(server.ws, &format!("orders?since=x-1&token={streamed}"));
+    let none = unsigned(&claims);
+    let refused = SseClient::try_connect(server.ws, &format!("orders?token={none}"), &[]);
     assert_eq!(refused.map(|_| ()).unwrap_err().status, 401);
     let side = ureq::get(&format!("{}/nope?token={accepted}", server.http_url)).call();
     assert!(matches!(side, Err(ureq::Error::Status(404, _))));
@@ -49,6 +60,11 @@ fn the_log_gives_reasons_and_users_and_never_a_token() {
             Err(e) => panic!("expected the 4001 close, got {e}"),
         }
     }
+    // The stream's token expires too: its last event, then the end.
+    stream.expect_reset();
+    stream.expect_subscribed();
+    stream.expect_control("expired");
+    stream.rest();
 
     let expected = [
         r#"(127.0.0.1:"#,
@@ -58,6 +74,9 @@ fn the_log_gives_reasons_and_users_and_never_a_token() {
         r#"POST /tokens from "#,
         r#"a token for user "bob" on orders"#,
         r#", user "alice") disconnected: token expired (closed with 4001)"#,
+        r#", user "carol") connected (event stream) on all,orders"#,
+        r#"rejected: answered 401: the token's algorithm is "none""#,
+        r#", user "carol") disconnected: token expired (sent event: expired)"#,
     ];
     let deadline = Instant::now() + support::DEADLINE;
     let log = loop {
@@ -72,9 +91,14 @@ fn the_log_gives_reasons_and_users_and_never_a_token() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    for token in [&accepted, &forged, &minted] {
+    for token in [&accepted, &forged, &minted, &streamed, &none] {
+        assert!(!log.contains(token.as_str()), "a token in the log:\n{log}");
+        // The whole token, and its signature (the `none` token has none).
         let signature = token.rsplit('.').next().expect("three parts");
-        assert!(!log.contains(signature), "a token's signature in the log:\n{log}");
+        assert!(
+            signature.is_empty() || !log.contains(signature),
+            "a token's signature in the log:\n{log}"
+        );
     }
     assert!(
         !log.contains("?token") && !log.contains("token="),

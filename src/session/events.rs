@@ -70,12 +70,13 @@ fn open(
         }
     };
     // Any origin that passed the policy: a page of another origin (another
-    // port is one) may read the stream only with these headers, and with
-    // the credentials header when it sent cookies (`withCredentials`, how a
-    // `wspush_token` cookie reaches another origin).
+    // port is one) may read the stream only with these headers. When tokens
+    // are checked, also with `withCredentials` (how a `wspush_token` cookie
+    // reaches another origin; the browser wants the credentials header on
+    // such a request whether or not it had a cookie to send).
     let cors = head.origin.as_deref().map(|origin| Cors {
         origin,
-        credentials: !head.cookies.is_empty(),
+        credentials: ctx.handshake.gate.is_checking(),
     });
     if let Err(e) = start(stream, cors, deadline, ctx) {
         let rejection = match e.kind() {

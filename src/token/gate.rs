@@ -39,6 +39,12 @@ impl Gate {
         }
     }
 
+    /// Whether tokens are checked (`--subscribe-secret`): a token may then
+    /// come in a cookie.
+    pub fn is_checking(&self) -> bool {
+        self.verifier.is_some()
+    }
+
     /// Admits a request for `channels` as of `now`: `Ok(None)` when the gate is
     /// open, `Ok(Some(grant))` for a token that covers every channel asked for.
     pub fn admit<'a>(

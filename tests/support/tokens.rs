@@ -9,7 +9,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use crate::support::TestServer;
+use crate::support::{assert_error_body, TestServer};
 
 /// The subscribe secret of the token tests' servers.
 pub const SECRET: &str = "wspush-integration-secret-7f3a9c";
@@ -56,6 +56,29 @@ pub fn unsigned(claims: &Value) -> String {
         part(&json!({ "alg": "none", "typ": "JWT" })),
         part(claims)
     )
+}
+
+/// Channel lists a token for `user.42.*` does not cover, each with the
+/// channel a 403 names: another user's, the bare prefix, a longer number, `all`.
+pub const NOT_USER_42: [(&str, &str); 5] = [
+    ("user.42.inbox,user.43.x", "user.43.x"),
+    ("user.43.x", "user.43.x"),
+    ("user.42", "user.42"),
+    ("user.420", "user.420"),
+    ("all", "all"),
+];
+
+/// A token for `user.42.*`, issued to `alice`, valid for 10 minutes.
+pub fn alice_token() -> String {
+    sign(&serde_json::json!({ "sub": "alice", "channels": ["user.42.*"], "exp": now_secs() + 600 }))
+}
+
+/// Asserts that `target`'s refusal, `got` (its status and body), is `status`
+/// with a JSON reason mentioning `needle`; for either transport.
+pub fn assert_refusal_of(target: &str, got: (u16, &[u8]), status: u16, needle: &str) {
+    let (got_status, body) = got;
+    assert_eq!(got_status, status, "{target}: {}", String::from_utf8_lossy(body));
+    assert_error_body(body, needle);
 }
 
 /// A server that checks tokens against `SECRET`, with `extra` flags.

@@ -9,7 +9,7 @@
 //! off between attempts as over a WebSocket.
 //!
 //! The dashboard (`/`) takes its tokens from `POST /tokens` when `/config.json`
-//! says the server checks them.
+//! says the server checks them, over a WebSocket and forced to SSE.
 //!
 //! The first page is written for the test into a temp `--html-dir` beside copies
 //! of html/wspush.js and wspush-sse.js (which it imports), so the side port
@@ -192,20 +192,29 @@ fn the_dashboard_subscribes_with_a_token_when_the_server_checks_them() {
         return;
     };
     let server = tokens::checking_server(&[]);
-    page.open(&server.url("/"));
-    page.wait_for(
-        "the dashboard to be live",
-        "document.body.dataset.state === 'live'",
-    );
-    server.wait_clients(1);
-    let clients = server.clients();
-    assert_eq!(clients[0]["user"], "dashboard", "{clients:?}");
-    let (status, body) = server.get("/sendall?msg=with%20a%20token");
-    assert_eq!((status, body.as_str()), (200, r#"{"clients":1}"#));
-    page.wait_for(
-        "the message",
-        "[...document.querySelectorAll('#messages .body')].some(e => e.textContent === 'with a token')",
-    );
+    for (n, (path, transport)) in [("/", "ws"), ("/?transport=sse", "sse")].into_iter().enumerate() {
+        page.open(&server.url(path));
+        page.wait_for(
+            "the dashboard to be live",
+            "document.body.dataset.state === 'live'",
+        );
+        // The page before it is gone: its connection ends by itself.
+        server.wait_clients(1);
+        let clients = server.clients();
+        assert_eq!(
+            (&clients[0]["user"], &clients[0]["transport"]),
+            (&Value::from("dashboard"), &Value::from(transport)),
+            "{clients:?}"
+        );
+        let msg = format!("with a token {n}");
+        channels::publish(&server, "all", &msg);
+        page.wait_for(
+            "the message",
+            &format!(
+                "[...document.querySelectorAll('#messages .body')].some(e => e.textContent === '{msg}')"
+            ),
+        );
+    }
     page.screenshot();
     assert_eq!(server.counters().tokens_rejected, 0);
 }

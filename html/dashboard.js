@@ -1,13 +1,19 @@
 // wspush dashboard (index.html): subscribes to `all` through wspush.js and shows
 // every message in order with its receive time, what was missed while away
-// (or that history was gone), the pod table, and the connection's state.
+// (or that history was gone), the pod table, and the connection's state and
+// transport (`websocket`, or `sse` for an EventSource stream). `?ws=` names the
+// server, `?transport=sse` (or `websocket`) forces a transport. When
+// /config.json says the server checks subscribe tokens, it takes one for `all`
+// from the side port (`POST /tokens`) before each connection.
 // An ES module, no framework, no build step. Everything received is inserted
 // with textContent, never as HTML.
-import { subscribe, subscribeUrl, retryDelay } from './wspush.js';
+import { subscribe, subscribeUrl, eventsUrl, retryDelay } from './wspush.js';
 
 const MAX_ENTRIES = 500;
 const HISTORY_ON_LOAD = 50;
 const POD_FIELDS = ['PodName', 'PodImage', 'PodNode'];
+const SEND_HINT = 'Send a message (the server echoes it back)';
+const SEND_HINT_SSE = 'Receiving over an event stream: sending needs a WebSocket';
 
 const byId = (id) => document.getElementById(id);
 const ui = {
@@ -31,12 +37,17 @@ let entries = 0; // message entries in the list (marker lines not counted)
 let timesLive = 0;
 let firstReplayed = null; // the entry of the first message replayed since the last "live"
 let countdown = null;
+let base = null; // the server's base URL, once known
+
+const params = new URLSearchParams(location.search);
+// wspush.js refuses an unknown transport: the page then says so.
+const transport = params.get('transport') || 'auto';
 
 // `?ws=` (the WebSocket port's base URL, e.g. ws://host:8080) wins; otherwise
 // the server that serves the page says which port the WebSocket listens on,
 // and whether subscribing needs a token (`--subscribe-secret`).
 async function serverConfig() {
-  const override = new URLSearchParams(location.search).get('ws');
+  const override = params.get('ws');
   if (override) return { base: override, tokens: false };
   const response = await fetch('/config.json', { cache: 'no-store', signal: AbortSignal.timeout(5000) });
   if (!response.ok) throw new Error('/config.json answered ' + response.status);
@@ -64,13 +75,19 @@ async function start(attempt) {
     setTimeout(() => start(attempt + 1), retryDelay(attempt));
     return;
   }
-  subscription = subscribe(config.base, 'all', {
-    last: HISTORY_ON_LOAD,
-    onMessage: receive,
-    onReset: () => addMarker('reset', 'history gone: messages sent while disconnected may be missing'),
-    onStatus: showStatus,
-    ...(config.tokens ? { getToken: allToken } : {}),
-  });
+  base = config.base;
+  try {
+    subscription = subscribe(base, 'all', {
+      transport,
+      last: HISTORY_ON_LOAD,
+      onMessage: receive,
+      onReset: () => addMarker('reset', 'history gone: messages sent while disconnected may be missing'),
+      onStatus: showStatus,
+      ...(config.tokens ? { getToken: allToken } : {}),
+    });
+  } catch (err) {
+    setState('closed', String(err.message || err));
+  }
 }
 
 function setState(state, text, detail) {
@@ -78,7 +95,10 @@ function setState(state, text, detail) {
   document.body.dataset.state = state;
   ui.state.textContent = text;
   ui.state.title = detail || '';
-  ui.button.disabled = state !== 'live';
+  // An event stream is one-way: only a WebSocket can send.
+  const oneWay = subscription !== null && subscription.transport === 'sse';
+  ui.button.disabled = state !== 'live' || oneWay;
+  ui.input.placeholder = oneWay ? SEND_HINT_SSE : SEND_HINT;
 }
 
 // "reconnecting in N s", counting down.
@@ -93,7 +113,10 @@ function showWait(delay, reason) {
 }
 
 function showStatus(status) {
-  ui.transport.textContent = status.transport;
+  if (ui.transport.textContent !== status.transport) {
+    ui.transport.textContent = status.transport;
+    ui.url.textContent = (status.transport === 'sse' ? eventsUrl : subscribeUrl)(base, 'all');
+  }
   if (status.state === 'reconnecting') {
     const why = (status.code ? 'closed with code ' + status.code + ': ' : '') + (status.reason || '');
     showWait(status.delay, why);

@@ -1,19 +1,21 @@
 // wspush.js: subscribe a browser to wspush channels, with reconnects that miss nothing.
-// One dependency-free ES module; copy it next to your page and
+// A dependency-free ES module; copy it and wspush-sse.js (its EventSource
+// transport) next to your page and
 //   import * as wspush from './wspush.js';
 // Everything received is handed over as data; nothing is ever inserted as HTML.
+import { openEventStream, TransportChoice, SSE_RETRY_MS } from './wspush-sse.js';
 
 /** A channel name as the server accepts it. */
 const CHANNEL_NAME = /^[A-Za-z0-9_.:@-]{1,128}$/;
 /** The first retry waits up to 1 s; each failure doubles that, up to 30 s. */
 const BACKOFF_FIRST_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
-/** The transports this version speaks (issue 12 adds "sse"). */
-const TRANSPORTS = ['websocket'];
+/** The transports this version speaks ("auto": WebSocket, falling back to EventSource). */
+const TRANSPORTS = ['auto', 'websocket', 'sse'];
 const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport', 'getToken'];
 /** The close code of a connection whose subscribe token expired. */
 const TOKEN_EXPIRED = 4001;
-/** What the status URL shows in place of a token. */
+/** What status URLs and reasons show in place of a token. */
 const REDACTED = 'redacted';
 
 /**
@@ -37,7 +39,8 @@ const REDACTED = 'redacted';
  *   an attempt is under way; "live": history (if any) replayed, live messages
  *   follow; "reconnecting": waiting `delay` ms before the next attempt; "closed":
  *   `close()` was called, nothing follows.
- * @property {"websocket"} transport The transport in use.
+ * @property {"websocket"|"sse"} transport The transport of this connection
+ *   (attempt): "sse" is an EventSource stream.
  * @property {string} [url] ("connecting") The URL being opened, its token (if any)
  *   shown as `token=redacted`.
  * @property {number} [replayed] ("live") How many messages the server replayed
@@ -46,10 +49,28 @@ const REDACTED = 'redacted';
  *   an id seen before, so the replayed messages are the ones missed meanwhile;
  *   false on a first connection or after a reset.
  * @property {number} [delay] ("reconnecting") Milliseconds until the next attempt: 0
- *   when the server closed with 4001 (token expired) and `getToken` gives a fresh one.
+ *   when the token expired (close 4001, or `event: expired` on a stream) and
+ *   `getToken` gives a fresh one.
  * @property {number} [attempt] ("reconnecting") Failed attempts since the last "live".
  * @property {number} [code] ("reconnecting") The WebSocket close code, if there was one.
  * @property {string} [reason] ("reconnecting") Why the connection ended.
+ */
+
+/* How a connection is lost and comes back, per transport:
+ * - WebSocket: any close; the library reconnects after `delay` with `?since=`.
+ * - EventSource ("sse"): a stream that was live and ended (kicked, dropped as
+ *   slow, server restart) is reconnected by EventSource itself after the
+ *   server's `retry:` (2 s, the `delay` reported), resuming with the
+ *   `Last-Event-ID` header it sends by itself; status goes "reconnecting",
+ *   then "connecting" when the server answers, then "live". Anything else (an
+ *   HTTP error — a refused token's 401/403 included, which EventSource cannot
+ *   tell apart —, no connection, a stream that ends before it is live) closes
+ *   the EventSource, and the library reconnects with its backoff and `?since=`,
+ *   as for a WebSocket. `event: expired` (the token ran out) closes it too:
+ *   the library asks `getToken` for a fresh token and reconnects at once with
+ *   `?since=` (EventSource itself would present the old token again). Either
+ *   way the messages, their `replayed` flags and `onReset` are the same as
+ *   over a WebSocket.
  */
 
 /**
@@ -65,14 +86,20 @@ const REDACTED = 'redacted';
  *   the latest `last` stored messages (`?last=N`); 0 (the default) asks for none.
  * @property {string} [since] Resume from this id on the first connection (e.g.
  *   `handle.lastId` saved across a page reload).
- * @property {"websocket"} [transport] The only transport of this version, and the default.
+ * @property {"auto"|"websocket"|"sse"} [transport] "auto" (the default):
+ *   WebSocket, falling back to EventSource after two WebSocket attempts in a
+ *   row fail to open (see `TransportChoice` in wspush-sse.js for when it goes
+ *   back). "websocket" or "sse": only that one. Over EventSource `send()` is
+ *   not available (the stream is one-way) and returns false.
  * @property {() => (string|null|Promise<string|null>)} [getToken] For a server run with
  *   `--subscribe-secret`: called before every connection attempt for a subscribe
- *   token (a string, or a Promise of one), sent as `?token=`; null or "" sends none
- *   (e.g. when a `wspush_token` cookie carries it). When the server closes the
- *   connection because the token expired (code 4001), a fresh one is asked for
- *   at once and the subscription resumes where it was, so nothing is lost. An
- *   error or a rejected Promise counts as a failed attempt (retried with backoff).
+ *   token (a string, or a Promise of one), sent as `?token=` on either transport;
+ *   null or "" sends none (e.g. when a `wspush_token` cookie carries it). When the
+ *   server ends the connection because the token expired (WebSocket close code
+ *   4001, or an event stream's `event: expired`), a fresh one is asked for at
+ *   once and the subscription resumes where it was, so nothing is lost. An
+ *   error or a rejected Promise counts as a failed attempt (retried with backoff),
+ *   and so does a token the server refuses (401/403 before the upgrade or the stream).
  */
 
 /**
@@ -81,10 +108,13 @@ const REDACTED = 'redacted';
  * @property {() => void} close Closes the connection for good; no callback follows
  *   but one "closed" status.
  * @property {(text: string) => boolean} send Sends a text message (the server
- *   echoes it back to this connection alone); false when not connected.
+ *   echoes it back to this connection alone); false when not connected, or
+ *   connected over EventSource.
  * @property {string|null} lastId The id of the latest message, reset or "live"
  *   point seen: where the next connection resumes. Read-only.
  * @property {string} state The latest `Status.state`. Read-only.
+ * @property {"websocket"|"sse"} transport The transport of the latest
+ *   connection attempt. Read-only.
  */
 
 /**
@@ -94,7 +124,8 @@ const REDACTED = 'redacted';
  * every message arrives once and in order, or `onReset` says some may be lost.
  * @param {string} url The server's public (WebSocket) port: `ws://host:8080`,
  *   `wss://example.com/push` (a path is a prefix, e.g. behind a proxy);
- *   `http(s):` means `ws(s):`; relative to the page's address when relative.
+ *   `http(s):` and `ws(s):` are the same server (WebSockets use `ws(s):`, event
+ *   streams `http(s):`); relative to the page's address when relative.
  * @param {string|string[]} channels One name or several (`[A-Za-z0-9_.:@-]{1,128}`);
  *   every connection is also on `all`.
  * @param {Options} [options]
@@ -105,13 +136,14 @@ export function subscribe(url, channels, options = {}) {
   const opts = checkOptions(options);
   subscribeUrl(url, names); // a bad URL throws here, not on the first connect
   const cursor = new Cursor({ since: opts.since, last: opts.last });
+  const choice = new TransportChoice(opts.transport);
   // attempt: the number of the latest attempt, so that a token arriving for an
   // older one is dropped; renewed: the latest attempt replaced an expired token.
-  const link = { socket: null, timer: null, failures: 0, closed: false, state: 'connecting', attempt: 0, renewed: false };
+  const link = { socket: null, stream: null, timer: null, failures: 0, closed: false, state: 'connecting', transport: choice.next, attempt: 0, renewed: false };
 
   const report = (status) => {
     link.state = status.state;
-    call(opts.onStatus, { transport: 'websocket', ...status });
+    call(opts.onStatus, { transport: link.transport, ...status });
   };
 
   const retry = (reason, code) => {
@@ -133,68 +165,75 @@ export function subscribe(url, channels, options = {}) {
   };
 
   // A token expired: a fresh one at once, unless the last renewal did not get live.
-  const renew = (event) => {
+  const renew = (reason, code) => {
     if (!opts.getToken || link.renewed) return false;
     link.renewed = true;
-    report({ state: 'reconnecting', delay: 0, attempt: link.failures, reason: event.reason || 'token expired', code: event.code });
+    report({ state: 'reconnecting', delay: 0, attempt: link.failures, reason, code });
     if (!link.closed) connect();
     return true;
   };
 
   function connect() {
     link.timer = null;
+    link.transport = choice.next;
     const attempt = ++link.attempt;
     const resume = cursor.next();
-    const shown = opts.getToken ? { ...resume, token: REDACTED } : resume;
-    report({ state: 'connecting', url: subscribeUrl(url, names, shown) });
+    const sse = link.transport === 'sse';
+    const target = (query) => (sse ? eventsUrl : subscribeUrl)(url, names, query);
+    const shown = target(opts.getToken ? { ...resume, token: REDACTED } : resume);
+    report({ state: 'connecting', url: shown });
     if (link.closed) return; // onStatus called close()
+    const open = (token) => {
+      // Reasons reach onStatus: a browser's error text may quote the URL.
+      const sub = { cursor, choice, link, report, deliver, renew, retry: (reason, code) => retry(redact(reason, token), code) };
+      if (sse) connectStream(target({ ...resume, token }), shown, sub);
+      else connectSocket(target({ ...resume, token }), sub);
+    };
     if (!opts.getToken) {
-      open(subscribeUrl(url, names, resume));
+      open(null);
       return;
     }
+    // Only the latest attempt's token is used; one for an older one is dropped.
     const current = () => !link.closed && link.attempt === attempt;
-    const failed = (err) => current() && retry('getToken failed: ' + String((err && err.message) || err));
-    let token;
-    try {
-      token = opts.getToken();
-    } catch (err) {
-      failed(err);
-      return;
-    }
-    const withToken = (t) => current() && open(subscribeUrl(url, names, { ...resume, token: t }));
-    if (token && typeof token.then === 'function') token.then(withToken, failed);
-    else withToken(token);
-  }
-
-  function open(target) {
-    let ws;
-    try {
-      ws = new WebSocket(target);
-    } catch (err) {
-      retry(String((err && err.message) || err));
-      return;
-    }
-    link.socket = ws;
-    ws.onmessage = (event) => {
-      if (link.socket === ws && typeof event.data === 'string') deliver(cursor.receive(event.data));
-    };
-    ws.onclose = (event) => {
-      if (link.socket !== ws) return;
-      link.socket = null;
-      if (event.code === TOKEN_EXPIRED && renew(event)) return;
-      retry(event.reason || (event.code === 1006 ? 'connection failed or lost' : 'closed'), event.code);
-    };
+    askToken(opts.getToken, (token) => current() && open(token),
+      (err) => current() && retry('getToken failed: ' + errorText(err)));
   }
 
   connect();
+  return handle(link, cursor, report);
+}
+
+/**
+ * Calls `getToken` and hands what it gives (or its Promise resolves to) to
+ * `use`; what it throws (or its Promise rejects with) to `failed`.
+ */
+function askToken(getToken, use, failed) {
+  let token;
+  try {
+    token = getToken();
+  } catch (err) {
+    failed(err);
+    return;
+  }
+  if (token && typeof token.then === 'function') token.then(use, failed);
+  else use(token);
+}
+
+/**
+ * The `Subscription` of `subscribe`'s state.
+ * @returns {Subscription}
+ */
+function handle(link, cursor, report) {
   return {
     close() {
       if (link.closed) return;
       link.closed = true;
       clearTimeout(link.timer);
-      const ws = link.socket;
+      const [ws, stream] = [link.socket, link.stream];
       link.socket = null;
+      link.stream = null;
       if (ws) ws.close(1000);
+      if (stream) stream.close();
       report({ state: 'closed' });
     },
     send(text) {
@@ -209,11 +248,85 @@ export function subscribe(url, channels, options = {}) {
     get state() {
       return link.state;
     },
+    get transport() {
+      return link.transport;
+    },
   };
 }
 
 /**
- * The URL that subscribes to `channels` on the server at `base`:
+ * One WebSocket attempt of `subscribe`.
+ * @param {string} target The `/ws/…` URL, token included.
+ * @param {object} sub `subscribe`'s state and steps.
+ */
+function connectSocket(target, { cursor, choice, link, retry, deliver, renew }) {
+  let ws;
+  try {
+    ws = new WebSocket(target);
+  } catch (err) {
+    choice.ended('websocket', false);
+    retry(errorText(err));
+    return;
+  }
+  link.socket = ws;
+  let opened = false;
+  ws.onopen = () => {
+    opened = true;
+  };
+  ws.onmessage = (event) => {
+    if (link.socket === ws && typeof event.data === 'string') deliver(cursor.receive(event.data));
+  };
+  ws.onclose = (event) => {
+    if (link.socket !== ws) return;
+    link.socket = null;
+    choice.ended('websocket', opened);
+    if (event.code === TOKEN_EXPIRED && renew(event.reason || 'token expired', event.code)) return;
+    retry(event.reason || (event.code === 1006 ? 'connection failed or lost' : 'closed'), event.code);
+  };
+}
+
+/**
+ * One EventSource attempt of `subscribe` (wspush-sse.js says who reconnects when).
+ * @param {string} target The `/events/…` URL, token included.
+ * @param {string} shown The same URL as statuses show it (token redacted).
+ * @param {object} sub `subscribe`'s state and steps.
+ */
+function connectStream(target, shown, { cursor, choice, link, report, retry, deliver, renew }) {
+  const on = {
+    data: (text) => deliver(cursor.receive(text)),
+    open: (reconnected) => {
+      if (reconnected) report({ state: 'connecting', url: shown });
+    },
+    // EventSource reconnects by itself, resuming with Last-Event-ID: a new
+    // attempt for the cursor, as if the library had started it.
+    ended: (reason) => {
+      cursor.next();
+      link.failures += 1;
+      report({ state: 'reconnecting', delay: SSE_RETRY_MS, attempt: link.failures, reason });
+    },
+    // A refusal (a 401 for a bad token included: EventSource shows no status)
+    // is a failed open, retried with backoff.
+    failed: (reason, opened) => {
+      link.stream = null;
+      choice.ended('sse', opened);
+      retry(reason);
+    },
+    // The stream's token expired: a fresh one, resuming from the cursor.
+    expired: () => {
+      link.stream = null;
+      if (!renew('token expired')) retry('token expired');
+    },
+  };
+  try {
+    link.stream = openEventStream(target, on);
+  } catch (err) {
+    choice.ended('sse', false);
+    retry(errorText(err));
+  }
+}
+
+/**
+ * The WebSocket URL that subscribes to `channels` on the server at `base`:
  * `ws://host:8080` + ["all", "orders"] + {since: "x-7"} → `ws://host:8080/ws/all,orders?since=x-7`.
  * `since` wins over `last`; a `token` is added as `?token=` (replacing one of
  * `base`); other query parameters of `base` are kept.
@@ -222,12 +335,29 @@ export function subscribe(url, channels, options = {}) {
  * @param {{since?: string|null, last?: number, token?: string|null}} [resume]
  * @returns {string}
  */
-export function subscribeUrl(base, channels, { since = null, last = 0, token = null } = {}) {
+export function subscribeUrl(base, channels, resume) {
+  return serverUrl(base, '/ws/', { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' }, channels, resume);
+}
+
+/**
+ * The event-stream URL of the same subscription (`subscribeUrl`'s rules):
+ * `ws://host:8080` + ["all", "orders"] + {since: "x-7"} → `http://host:8080/events/all,orders?since=x-7`.
+ * @param {string} base See `subscribe`'s `url`.
+ * @param {string|string[]} channels
+ * @param {{since?: string|null, last?: number, token?: string|null}} [resume]
+ * @returns {string}
+ */
+export function eventsUrl(base, channels, resume) {
+  const schemes = { 'http:': 'http:', 'https:': 'https:', 'ws:': 'http:', 'wss:': 'https:' };
+  return serverUrl(base, '/events/', schemes, channels, resume);
+}
+
+/** `base` with `path` + the channels appended, its scheme mapped by `schemes`, and the query. */
+function serverUrl(base, path, schemes, channels, { since = null, last = 0, token = null } = {}) {
   const url = new URL(base, globalThis.location ? globalThis.location.href : undefined);
-  const schemes = { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' };
   if (!schemes[url.protocol]) throw new TypeError('wspush: not a ws:, wss:, http: or https: URL: ' + base);
   url.protocol = schemes[url.protocol];
-  url.pathname = url.pathname.replace(/\/+$/, '') + '/ws/' + channelList(channels).join(',');
+  url.pathname = url.pathname.replace(/\/+$/, '') + path + channelList(channels).join(',');
   url.hash = '';
   url.searchParams.delete('since');
   url.searchParams.delete('last');
@@ -334,7 +464,7 @@ function checkOptions(options) {
   for (const key of Object.keys(options)) {
     if (!OPTIONS.includes(key)) throw new TypeError('wspush: unknown option ' + key);
   }
-  const { transport = 'websocket', last = 0, since = null } = options;
+  const { transport = 'auto', last = 0, since = null } = options;
   if (!TRANSPORTS.includes(transport)) throw new TypeError('wspush: unsupported transport ' + transport);
   if (!Number.isInteger(last) || last < 0) throw new TypeError('wspush: last must be a whole number >= 0');
   if (since !== null && typeof since !== 'string') throw new TypeError('wspush: since must be an id string');
@@ -343,7 +473,20 @@ function checkOptions(options) {
       throw new TypeError('wspush: ' + name + ' must be a function');
     }
   }
-  return { ...options, last, since };
+  return { ...options, transport, last, since };
+}
+
+/** An error's message, or the thrown value as text. */
+function errorText(err) {
+  return String((err && err.message) || err);
+}
+
+/** `text` with `token` (as given, or as it appears in a URL) shown as "redacted". */
+function redact(text, token) {
+  if (!token) return text;
+  let shown = String(text);
+  for (const form of [String(token), encodeURIComponent(String(token))]) shown = shown.split(form).join(REDACTED);
+  return shown;
 }
 
 /** Calls an app's callback; an error in it is reported but stops nothing here. */

@@ -15,6 +15,7 @@
 #
 # The channel scenarios are not in the default suite (wspush does not serve
 # channels yet): `scripts/bench.sh suite --only channels,isolation,resume`.
+# Nor are the event-stream scenarios: `scripts/bench.sh suite --only sse`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -17,15 +17,13 @@ mod browser;
 mod page;
 mod support;
 
-use std::collections::HashSet;
-
 use browser::Browser;
-use page::{entries, entry_data, file_url, pod_rows, received, restart_on_same_ports, sendall, wait_entry};
+use page::{
+    assert_recovered, entries, entry_data, file_url, markers, pod_rows, received, restart_on_same_ports,
+    sendall, wait_entry,
+};
 use serde_json::{json, Value};
 use support::TestServer;
-
-/// The texts of the marker lines (what was recovered, or that history was gone).
-const MARKER_TEXTS: &str = "[...document.querySelectorAll('#messages > .marker')].map(e => e.textContent)";
 
 const HISTORY_GONE: &str = "history gone: messages sent while disconnected may be missing";
 
@@ -47,29 +45,9 @@ fn open_live(page: &Browser, server: &TestServer) {
     server.wait_clients(1);
 }
 
-fn markers(page: &Browser) -> Vec<String> {
-    serde_json::from_value(page.eval(MARKER_TEXTS)).expect("marker texts")
-}
-
-/// Takes the page's connection away while `publish` runs: the browser goes
-/// offline (so it cannot reconnect), its connection is kicked
-/// (`DELETE /clients/{id}`), `publish` runs once the server has no client,
-/// then the browser comes back online and the page reconnects by itself.
+/// Takes the page's connection (on /ws/all) away while `publish` runs (see `page::while_away`).
 fn while_away(page: &Browser, server: &TestServer, publish: impl FnOnce()) {
-    let clients = server.clients();
-    assert_eq!(clients.len(), 1, "{clients:?}");
-    assert_eq!(clients[0]["transport"], "ws", "the dashboard is on /ws/all");
-    let id = clients[0]["id"].as_str().expect("a client id").to_owned();
-    page.set_offline(true);
-    let (status, body) = server.request("DELETE", &format!("/clients/{id}"), &[], b"");
-    assert_eq!(status, 200, "{body}");
-    page.wait_for(
-        "the page to notice the kick",
-        "document.body.dataset.state !== 'live'",
-    );
-    server.wait_clients(0);
-    publish();
-    page.set_offline(false);
+    page::while_away(page, server, "ws", publish);
 }
 
 // ---------------------------------------------------------------------------
@@ -93,28 +71,7 @@ fn kicked_page_recovers_the_20_messages_sent_while_away() {
     wait_live(&page, 1);
     sendall(&server, "after", 1);
     wait_entry(&page, "after");
-
-    let expected: Vec<String> = [before, missed.clone(), vec!["after".into()]].concat();
-    assert_eq!(entries(&page), expected, "every message once, in order");
-    let ids = entry_data(&page, "id");
-    assert_eq!(
-        ids.iter().collect::<HashSet<_>>().len(),
-        24,
-        "24 distinct ids: {ids:?}"
-    );
-    let replayed: Vec<bool> = entry_data(&page, "replayed")
-        .iter()
-        .map(|r| r == "true")
-        .collect();
-    assert_eq!(replayed, [[false; 3].as_slice(), &[true; 20], &[false]].concat());
-    assert_eq!(markers(&page), ["20 missed messages recovered"]);
-    assert_eq!(
-        page.eval("document.querySelector('#messages > .marker').nextElementSibling.querySelector('.body').textContent"),
-        json!("missed 1"),
-        "the marker line heads what was recovered"
-    );
-    assert_eq!(received(&page), "24");
-    page.eval("document.querySelector('#messages > .marker').scrollIntoView({ block: 'center' })");
+    assert_recovered(&page, &before, &missed, &["after".into()]);
     page.screenshot();
 }
 

@@ -1,16 +1,19 @@
 //! wspush.js with short-lived subscribe tokens, in a real headless Chromium
 //! against a server run with `--subscribe-secret`: a page whose `getToken`
 //! fetches a 2-second token from `POST /tokens` subscribes, its token expires
-//! (close 4001), it takes a fresh one at once (no backoff) and resumes from the
-//! last id, again and again; every message published meanwhile appears exactly
-//! once and in order, and no status the page was shown carries a token.
+//! (close 4001 on a WebSocket, `event: expired` on an event stream), it takes
+//! a fresh one at once (no backoff) and resumes from the last id, again and
+//! again; every message published meanwhile appears exactly once and in
+//! order, and no status the page was shown carries a token. Over EventSource,
+//! which cannot see the 401 of a refused token, a page with a bad token backs
+//! off between attempts as over a WebSocket.
 //!
 //! The dashboard (`/`) takes its tokens from `POST /tokens` when `/config.json`
-//! says the server checks them.
+//! says the server checks them, over a WebSocket and forced to SSE.
 //!
-//! The first page is written for the test into a temp `--html-dir` beside a copy of
-//! html/wspush.js, so the side port serves both and `POST /tokens` is on the
-//! page's own origin. Saves what the page showed as `target/e2e/<test name>.png`.
+//! The first page is written for the test into a temp `--html-dir` beside copies
+//! of html/wspush.js and wspush-sse.js (which it imports), so the side port
+//! serves them and `POST /tokens` is on the page's own origin. Saves what the page showed as `target/e2e/<test name>.png`.
 //! Needs Debian's `chromium` and `chromium-driver`; without them the test is
 //! skipped with one line on stderr, except with `CI=true`, where it fails.
 
@@ -25,7 +28,8 @@ mod tokens;
 use browser::Browser;
 use serde_json::Value;
 
-/// The page: subscribes to `orders` with tokens of `ttl` seconds from `POST /tokens`.
+/// The page: subscribes to `orders` over `transport` with tokens of `ttl`
+/// seconds from `POST /tokens` (or always `token`, when given).
 const PAGE: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tokens</title></head>
 <body><pre id="log"></pre>
@@ -35,15 +39,18 @@ const params = new URLSearchParams(location.search);
 window.got = [];
 window.statuses = [];
 window.tokens = [];
+const mint = async () => {
+  const body = JSON.stringify({ channels: ['orders'], sub: 'page', ttl: Number(params.get('ttl')) });
+  const answer = await fetch('/tokens', { method: 'POST', body });
+  if (!answer.ok) throw new Error('POST /tokens answered ' + answer.status);
+  return (await answer.json()).token;
+};
 const log = (line) => { document.getElementById('log').textContent += line + '\n'; };
 window.sub = wspush.subscribe(params.get('ws'), ['orders'], {
+  transport: params.get('transport'),
   getToken: async () => {
-    const body = JSON.stringify({ channels: ['orders'], sub: 'page', ttl: Number(params.get('ttl')) });
-    const answer = await fetch('/tokens', { method: 'POST', body });
-    if (!answer.ok) throw new Error('POST /tokens answered ' + answer.status);
-    const { token } = await answer.json();
-    window.tokens.push(token);
-    return token;
+    window.tokens.push(params.get('token') ?? await mint());
+    return window.tokens[window.tokens.length - 1];
   },
   onMessage: (m) => { window.got.push(m.data); log(m.id + ' ' + m.data + (m.replayed ? ' (replayed)' : '')); },
   onStatus: (s) => { window.statuses.push(s); log(s.state + ' ' + (s.code ?? '') + ' ' + (s.url ?? '')); },
@@ -58,15 +65,25 @@ const MAX_MESSAGES: usize = 5_000;
 
 #[test]
 fn a_page_renews_its_expiring_token_and_misses_nothing() {
-    let Some(page) = Browser::launch("a_page_renews_its_expiring_token_and_misses_nothing") else {
+    renews_and_misses_nothing("a_page_renews_its_expiring_token_and_misses_nothing", "websocket");
+}
+
+#[test]
+fn an_sse_page_renews_its_expiring_token_and_misses_nothing() {
+    renews_and_misses_nothing("an_sse_page_renews_its_expiring_token_and_misses_nothing", "sse");
+}
+
+/// The page over `transport` with 2-second tokens: renewed again and again
+/// while messages are published, every one of them shown once and in order.
+fn renews_and_misses_nothing(name: &str, transport: &str) {
+    let Some(page) = Browser::launch(name) else {
         return;
     };
-    let dir = support::temp_dir("tokens-page");
-    std::fs::copy(support::html_dir().join("wspush.js"), dir.join("wspush.js")).expect("copy wspush.js");
-    std::fs::write(dir.join("tokens.html"), PAGE).expect("write the page");
-    let html = dir.display().to_string();
-    let server = tokens::checking_server(&["--html-dir", &html]);
-    page.open(&server.url(&format!("/tokens.html?ttl=2&ws=ws://{}", server.ws)));
+    let server = tokens::checking_server(&["--html-dir", &page_dir()]);
+    page.open(&server.url(&format!(
+        "/tokens.html?ttl=2&transport={transport}&ws=ws://{}",
+        server.ws
+    )));
     page.wait_for(
         "the page to be live",
         "window.statuses.some(s => s.state === 'live')",
@@ -100,9 +117,122 @@ fn a_page_renews_its_expiring_token_and_misses_nothing() {
     );
     let statuses = page.eval("window.statuses");
     let statuses = statuses.as_array().expect("a list");
+    assert!(
+        statuses.iter().all(|s| s["transport"] == transport),
+        "{statuses:?}"
+    );
+    no_token_shown(&page, statuses);
+    let tokens = page.eval("window.tokens.length").as_u64().unwrap_or(0);
+    assert!(tokens > RENEWALS as u64, "a token per connection: {tokens}");
+    let urls: Vec<&str> = statuses.iter().filter_map(|s| s["url"].as_str()).collect();
+    assert!(
+        urls[1..].iter().all(|url| url.contains("?since=")),
+        "every renewal resumes from the last id: {urls:?}"
+    );
+    let expired = statuses.iter().filter(|s| s["reason"] == "token expired");
+    assert!(
+        expired
+            .clone()
+            .all(|s| s["state"] == "reconnecting" && s["delay"] == 0),
+        "an expired token is renewed at once: {statuses:?}"
+    );
+    if transport == "websocket" {
+        assert!(expired.clone().all(|s| s["code"] == 4001), "{statuses:?}");
+    }
+    assert!(expired.count() >= RENEWALS);
+    let counters = server.counters();
+    assert!(counters.tokens_expired >= RENEWALS as u64, "{counters:?}");
+    assert_eq!(counters.tokens_rejected, 0, "no connection was refused");
+}
+
+#[test]
+fn an_sse_page_with_a_refused_token_backs_off_between_attempts() {
+    let Some(page) = Browser::launch("an_sse_page_with_a_refused_token_backs_off_between_attempts") else {
+        return;
+    };
+    let server = tokens::checking_server(&["--html-dir", &page_dir()]);
+    let bad = tokens::token_for(&["news"], 600); // valid, but not for `orders`: 403
+    page.open(&server.url(&format!(
+        "/tokens.html?transport=sse&token={bad}&ws=ws://{}",
+        server.ws
+    )));
+    page.wait_for(
+        "three refused attempts",
+        "window.statuses.filter(s => s.state === 'reconnecting').length >= 3",
+    );
+    // Read before the statuses: every refusal counted here was an attempt
+    // the page reported, unless EventSource retried by itself.
+    let refused = server.counters().tokens_rejected;
+    let statuses = page.eval("window.statuses");
+    let statuses = statuses.as_array().expect("a list");
+    let attempts = statuses.iter().filter(|s| s["state"] == "connecting").count() as u64;
+    assert!(
+        (2..=attempts).contains(&refused),
+        "{refused} refused, {attempts} attempts: {statuses:?}"
+    );
+    let waits: Vec<f64> = statuses
+        .iter()
+        .filter(|s| s["state"] == "reconnecting")
+        .map(|s| s["delay"].as_f64().expect("a delay"))
+        .collect();
+    for (i, wait) in waits.iter().enumerate() {
+        // The backoff: a ceiling of 1 s doubling, a wait in its upper half.
+        let floor = 500.0 * f64::from(1u32 << i.min(5));
+        assert!(*wait >= floor, "wait {i} is {wait} ms; all waits: {waits:?}");
+    }
+    assert!(statuses.iter().all(|s| s["transport"] == "sse"));
+    no_token_shown(&page, statuses);
+    page.screenshot();
+}
+
+#[test]
+fn the_dashboard_subscribes_with_a_token_when_the_server_checks_them() {
+    let Some(page) = Browser::launch("the_dashboard_subscribes_with_a_token_when_the_server_checks_them")
+    else {
+        return;
+    };
+    let server = tokens::checking_server(&[]);
+    for (n, (path, transport)) in [("/", "ws"), ("/?transport=sse", "sse")].into_iter().enumerate() {
+        page.open(&server.url(path));
+        page.wait_for(
+            "the dashboard to be live",
+            "document.body.dataset.state === 'live'",
+        );
+        // The page before it is gone: its connection ends by itself.
+        server.wait_clients(1);
+        let clients = server.clients();
+        assert_eq!(
+            (&clients[0]["user"], &clients[0]["transport"]),
+            (&Value::from("dashboard"), &Value::from(transport)),
+            "{clients:?}"
+        );
+        let msg = format!("with a token {n}");
+        channels::publish(&server, "all", &msg);
+        page.wait_for(
+            "the message",
+            &format!(
+                "[...document.querySelectorAll('#messages .body')].some(e => e.textContent === '{msg}')"
+            ),
+        );
+    }
+    page.screenshot();
+    assert_eq!(server.counters().tokens_rejected, 0);
+}
+
+/// A temp `--html-dir` holding the page beside wspush.js and wspush-sse.js.
+fn page_dir() -> String {
+    let dir = support::temp_dir("tokens-page");
+    for file in ["wspush.js", "wspush-sse.js"] {
+        std::fs::copy(support::html_dir().join(file), dir.join(file)).expect("copy wspush.js");
+    }
+    std::fs::write(dir.join("tokens.html"), PAGE).expect("write the page");
+    dir.display().to_string()
+}
+
+/// Asserts that no status the page was shown carries one of the tokens it was given.
+fn no_token_shown(page: &Browser, statuses: &[Value]) {
     let tokens = page.eval("window.tokens");
     let tokens = tokens.as_array().expect("a list");
-    assert!(tokens.len() > RENEWALS, "a token per connection: {tokens:?}");
     for status in statuses {
         let shown = status.to_string();
         assert!(
@@ -113,51 +243,10 @@ fn a_page_renews_its_expiring_token_and_misses_nothing() {
             assert!(shown.contains("token=redacted"), "{shown}");
         }
     }
-    let urls: Vec<&str> = statuses.iter().filter_map(|s| s["url"].as_str()).collect();
-    assert!(
-        urls[1..].iter().all(|url| url.contains("?since=")),
-        "every renewal resumes from the last id: {urls:?}"
-    );
-    let expired = statuses.iter().filter(|s| s["code"] == 4001);
-    assert!(
-        expired
-            .clone()
-            .all(|s| s["state"] == "reconnecting" && s["delay"] == 0),
-        "4001 renews at once: {statuses:?}"
-    );
-    assert!(expired.count() >= RENEWALS);
-    let counters = server.counters();
-    assert!(counters.tokens_expired >= RENEWALS as u64, "{counters:?}");
-    assert_eq!(counters.tokens_rejected, 0, "no connection was refused");
-}
-
-#[test]
-fn the_dashboard_subscribes_with_a_token_when_the_server_checks_them() {
-    let Some(page) = Browser::launch("the_dashboard_subscribes_with_a_token_when_the_server_checks_them")
-    else {
-        return;
-    };
-    let server = tokens::checking_server(&[]);
-    page.open(&server.url("/"));
-    page.wait_for(
-        "the dashboard to be live",
-        "document.body.dataset.state === 'live'",
-    );
-    server.wait_clients(1);
-    let clients = server.clients();
-    assert_eq!(clients[0]["user"], "dashboard", "{clients:?}");
-    let (status, body) = server.get("/sendall?msg=with%20a%20token");
-    assert_eq!((status, body.as_str()), (200, r#"{"clients":1}"#));
-    page.wait_for(
-        "the message",
-        "[...document.querySelectorAll('#messages .body')].some(e => e.textContent === 'with a token')",
-    );
-    page.screenshot();
-    assert_eq!(server.counters().tokens_rejected, 0);
 }
 
 /// How many times the page renewed an expired token.
 fn renewals(page: &Browser) -> usize {
-    let n = page.eval("window.statuses.filter(s => s.code === 4001).length");
+    let n = page.eval("window.statuses.filter(s => s.reason === 'token expired' && s.delay === 0).length");
     n.as_u64().unwrap_or(0) as usize
 }

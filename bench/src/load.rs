@@ -22,7 +22,7 @@ use crate::http;
 use crate::pool::{Pool, Readable, Step};
 use crate::procfs::{self, Peaks, Sample, Watcher};
 use crate::servers::Running;
-use crate::wsclient::{Client, Frames, Upgrade};
+use crate::subscriber::{Dialect, Stream, Subscribe, Transport};
 
 /// Nanoseconds on this process's monotonic clock.
 pub fn now_ns() -> u64 {
@@ -65,6 +65,8 @@ pub struct Spec {
     pub handshake_concurrency: usize,
     /// Source addresses 127.0.0.1.. the clients spread over.
     pub source_ips: u8,
+    /// What the clients connect to: `/echo`, `/ws/all` or `/events/all`.
+    pub transport: Transport,
 }
 
 /// Percentiles of a latency distribution, in milliseconds.
@@ -302,7 +304,8 @@ impl Reader {
 /// A connected reading client, on a reader thread.
 struct Reading {
     socket: Arc<TcpStream>,
-    frames: Frames,
+    stream: Stream,
+    sub: Subscribe,
     shared: Arc<ReaderShared>,
     progress: Arc<Progress>,
 }
@@ -314,16 +317,27 @@ impl Readable for Reading {
 
     /// Reads once; records the messages, locking the log once per read, not per message.
     fn ready(&mut self, events: u32) -> Step {
-        if let Some(step) = self.frames.before_read(&self.socket, events) {
+        if let Some(step) = self.stream.before_read(&self.socket, events) {
             return step;
         }
         let now = now_ns();
         let mut delivered = 0;
         let mut held = None;
-        let step = self.frames.read_from(&self.socket, |bytes| {
-            let log = held.get_or_insert_with(|| self.shared.log.lock().unwrap());
-            match parse_payload(bytes) {
-                Some((run, seq, sent)) if run == self.progress.run_id => {
+        let Reading {
+            socket,
+            stream,
+            sub,
+            shared,
+            progress,
+        } = self;
+        let step = stream.read_from(socket, |received| {
+            // Control frames and events (`subscribed`, Nchan's comments) are not messages.
+            let Some(payload) = sub.payload(received) else {
+                return;
+            };
+            let log = held.get_or_insert_with(|| shared.log.lock().unwrap());
+            match parse_payload(&payload) {
+                Some((run, seq, sent)) if run == progress.run_id => {
                     log.seqs.push(seq);
                     let lat = (now.saturating_sub(sent) / 1000).clamp(1, u64::from(u32::MAX));
                     log.lat_us.push(lat as u32);
@@ -346,12 +360,12 @@ impl Readable for Reading {
     }
 }
 
-/// Connects one reading client on the pool and hands it to a reader thread;
-/// `on_connected` is told once the handshake ended either way.
+/// Connects one reading client as `sub` says (on `all`) on the pool and hands
+/// it to a reader thread; `on_connected` is told once the handshake ended either way.
 pub(crate) fn spawn_reader(
     pool: &Pool,
     i: usize,
-    ws_addr: SocketAddr,
+    sub: Subscribe,
     src: IpAddr,
     progress: &Arc<Progress>,
     capacity: usize,
@@ -367,14 +381,14 @@ pub(crate) fn spawn_reader(
     });
     let (slot, progress, reader) = (Arc::clone(&shared), Arc::clone(progress), pool.reader(i));
     let task = pool.spawn(i, async move {
-        match Client::connect(ws_addr, src, &Upgrade::ECHO, None).await {
-            Ok(ws) => {
-                let (socket, frames) = ws.into_parts();
+        match sub.connect(src, "all", None, None).await {
+            Ok((socket, stream)) => {
                 let socket = Arc::new(socket);
                 let _ = slot.socket.set(Arc::clone(&socket));
                 reader.adopt(Box::new(Reading {
                     socket,
-                    frames,
+                    stream,
+                    sub,
                     shared: slot,
                     progress,
                 }));
@@ -395,7 +409,7 @@ pub(crate) fn spawn_reader(
 /// failures [readers, non-readers].
 async fn connect_all(
     pool: &Pool,
-    nodes: &[SocketAddr],
+    nodes: &[Subscribe],
     spec: &Spec,
     progress: &Arc<Progress>,
     capacity: usize,
@@ -429,22 +443,22 @@ async fn connect_all(
         };
         let src = source_ip(i, spec.source_ips);
         let node = i % nodes.len();
-        let ws = nodes[node];
+        let sub = nodes[node];
         if is_slow {
             slow_tasks.push(pool.spawn(i, async move {
                 // A small receive buffer, so the server's side fills up soon.
-                match Client::connect(ws, src, &Upgrade::ECHO, Some(4096)).await {
-                    Ok(ws) => {
+                match sub.connect(src, "all", None, Some(4096)).await {
+                    Ok(conn) => {
                         on_connected(Ok(()));
                         // Hold the connection without ever reading it.
                         std::future::pending::<()>().await;
-                        drop(ws);
+                        drop(conn);
                     }
                     Err(e) => on_connected(Err(e)),
                 }
             }));
         } else {
-            readers.push(spawn_reader(pool, i, ws, src, progress, capacity, on_connected));
+            readers.push(spawn_reader(pool, i, sub, src, progress, capacity, on_connected));
             reader_nodes.push(node);
         }
     }
@@ -641,9 +655,16 @@ pub async fn run(pool: &Pool, servers: &[&Running], others: &[(String, u32)], sp
     let before_all = sample_all();
     let before = before_all[0];
     let mut connect_errors = Vec::new();
-    let ws: Vec<SocketAddr> = servers.iter().map(|s| s.ws).collect();
+    let subs: Vec<Subscribe> = servers
+        .iter()
+        .map(|s| Subscribe {
+            addr: s.ws,
+            dialect: Dialect::of(s.kind),
+            transport: spec.transport,
+        })
+        .collect();
     let (readers, reader_nodes, slow, connect_secs, [reader_failures, slow_failures]) =
-        connect_all(pool, &ws, spec, &progress, capacity, &mut connect_errors).await;
+        connect_all(pool, &subs, spec, &progress, capacity, &mut connect_errors).await;
     let connect_failures = reader_failures + slow_failures;
     // Each node counts only its own clients (in a cluster `/sendall` does too).
     let total = spec.clients + spec.slow;

@@ -13,10 +13,13 @@ mod http;
 mod load;
 mod pool;
 mod procfs;
+mod recvbuf;
 mod report;
 mod rtt;
 mod servers;
 mod soak;
+mod sseclient;
+mod subscriber;
 mod suite;
 mod wsclient;
 
@@ -31,6 +34,7 @@ use serde::Serialize;
 use load::{Outcome, Publish, Spec};
 use report::Summary;
 use servers::{Kind, Launch, Running};
+use subscriber::Transport;
 
 #[derive(Parser)]
 #[command(
@@ -82,6 +86,7 @@ impl Common {
             publish,
             handshake_concurrency: self.handshake_concurrency,
             source_ips: self.source_ips,
+            transport: Transport::Echo,
         }
     }
 
@@ -110,8 +115,8 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         rounds: usize,
         /// Only these scenario groups (fanout, capacity, throughput, slow,
-        /// cluster, publish-rtt, connect-token; channels, isolation, resume —
-        /// not run by default) or names, comma-separated.
+        /// cluster, publish-rtt, connect-token; channels, isolation, resume,
+        /// sse — not run by default) or names, comma-separated.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Servers to run (default: wspush and, where installed, nchan).
@@ -159,6 +164,9 @@ enum Command {
         /// Keep-alive publishers in flood mode.
         #[arg(long, default_value_t = 4)]
         publishers: usize,
+        /// What the clients connect to: `/echo`, `/ws/all` (Nchan: `/sub/all`) or `/events/all`.
+        #[arg(long, value_enum, default_value = "echo")]
+        transport: Transport,
     },
 }
 
@@ -311,12 +319,16 @@ fn main() -> ExitCode {
             rate,
             flood_secs,
             publishers,
+            transport,
         } => {
             let publish = match flood_secs {
                 Some(secs) => Publish::Flood { secs, publishers },
                 None => Publish::Rate { count, per_sec: rate },
             };
-            let spec = common.spec(clients, slow, payload, publish);
+            let spec = Spec {
+                transport,
+                ..common.spec(clients, slow, payload, publish)
+            };
             single(&common, server, &name, spec)
         }
     }

@@ -321,14 +321,29 @@ impl Ratio {
 
 /// The ratio table.
 pub fn ratio_table(ratios: &[Ratio]) -> String {
-    let mut s = String::from(
-        "| scenario | fan-out p50 | fan-out p99 | delivery p99 | server CPU/1k deliveries | RSS/conn | connect time | deliveries/s |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    ratios_markdown(ratios, false)
+}
+
+/// The ratio table with the server divided by in a column of its own.
+pub fn versus_table(ratios: &[Ratio]) -> String {
+    ratios_markdown(ratios, true)
+}
+
+fn ratios_markdown(ratios: &[Ratio], versus: bool) -> String {
+    let (head, rule) = if versus { (" ÷ |", "---|") } else { ("", "") };
+    let mut s = format!(
+        "| scenario |{head} fan-out p50 | fan-out p99 | delivery p99 | server CPU/1k deliveries | RSS/conn | connect time | deliveries/s |\n\
+         |---|{rule}---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in ratios {
+        let divisor = if versus {
+            format!(" {} |", r.versus)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "| {} | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
+            "| {} |{divisor} {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
             r.scenario,
             r.fanout_p50,
             r.fanout_p99,
@@ -457,6 +472,7 @@ pub fn verdicts(rows: &[Summary]) -> Vec<Verdict> {
             met: r.map(|r| w.exact() && r <= 1.2),
         });
     }
+    v.extend(stream_verdicts(rows));
     if let Some(w) = find("throughput-1000", "wspush") {
         v.push(Verdict {
             figure: "throughput, 1,000 clients, zero loss".into(),
@@ -466,6 +482,39 @@ pub fn verdicts(rows: &[Summary]) -> Vec<Verdict> {
         });
     }
     v
+}
+
+/// Issue 12's targets: SSE fan-out within 1.2× of WebSocket, side by side in `sse-fanout-10000`.
+fn stream_verdicts(rows: &[Summary]) -> Vec<Verdict> {
+    let find = |server: &str| {
+        rows.iter()
+            .find(|r| r.scenario == "sse-fanout-10000" && r.server == server)
+    };
+    let (Some(sse), Some(ws)) = (find("wspush sse"), find("wspush websocket")) else {
+        return Vec::new();
+    };
+    let nchan = find("nchan sse");
+    let judge = |figure: &str, f: fn(&Summary) -> f64| {
+        let r = ratio(f(sse), f(ws));
+        let peer = nchan.map_or(String::new(), |n| {
+            format!("; Nchan SSE {:.2} ({:.2}×)", f(n), ratio(f(sse), f(n)))
+        });
+        Verdict {
+            figure: figure.into(),
+            target: "≤ 1.2×".into(),
+            measured: format!("{:.2} vs {:.2} = {r:.2}×{peer}", f(sse), f(ws)),
+            met: Some(r <= 1.2),
+        }
+    };
+    vec![
+        judge(
+            "SSE fan-out p99 ms, 10,000 clients, 100 B, vs WebSocket (`/ws/all`)",
+            |s| s.fanout_p99_ms,
+        ),
+        judge("SSE server CPU ms per 1,000 deliveries vs WebSocket", |s| {
+            s.server_cpu_ms_per_1000
+        }),
+    ]
 }
 
 /// The verdicts as a table.

@@ -19,6 +19,7 @@ use crate::pool::Pool;
 use crate::procfs;
 use crate::report::{median, ratio};
 use crate::servers::Running;
+use crate::subscriber::Subscribe;
 
 /// The parameters.
 #[derive(Debug, Clone, Serialize)]
@@ -128,7 +129,7 @@ async fn connect<'a>(pool: &Pool, server: &'a Running, spec: &RttSpec, total: us
         readers.push(load::spawn_reader(
             pool,
             i,
-            server.ws,
+            Subscribe::echo(server.ws),
             src,
             &progress,
             total,

@@ -243,8 +243,9 @@ const NCHAN_BUFFER: &str =
 
 /// The peer's configuration, exactly as the benchmark issue gives it plus
 /// what one process with 15,000+ connections needs (connection and fd limits),
-/// and the channel locations (`/sub/NAME`, `/pub/NAME`) and `/nchan_status`
-/// of the channel scenarios, which the broadcast scenarios do not touch.
+/// the channel locations (`/sub/NAME`, `/pub/NAME`) and `/nchan_status`
+/// of the channel scenarios, and the event streams (`/events/NAME`) of the
+/// SSE scenarios, which the broadcast scenarios do not touch.
 pub fn nchan_config(prefix: &Path, ws_port: u16, http_port: u16) -> String {
     let p = prefix.display();
     format!(
@@ -278,6 +279,15 @@ http {{
         # ID from the message buffer.
         location ~ "^/sub/({CHANNEL_NAME})$" {{
             nchan_subscriber websocket;
+            nchan_channel_id $1;
+            nchan_subscriber_first_message newest;
+{NCHAN_BUFFER}        }}
+        # The event-stream scenarios: EventSource subscribers, resumed with
+        # the Last-Event-ID header (Nchan's default
+        # `nchan_subscriber_last_message_id` reads it first). `/events/all`
+        # is the channel `/sendall` publishes to.
+        location ~ "^/events/({CHANNEL_NAME})$" {{
+            nchan_subscriber eventsource;
             nchan_channel_id $1;
             nchan_subscriber_first_message newest;
 {NCHAN_BUFFER}        }}

@@ -15,6 +15,7 @@ use crate::load::{self, Percentiles, Progress};
 use crate::pool::Pool;
 use crate::procfs::{self, Peaks, Sample, Watcher};
 use crate::servers::{Kind, Launch, Running};
+use crate::subscriber::Subscribe;
 use crate::wsclient::{Client, Upgrade};
 
 /// Wait before the baseline reading: wspush's default ping interval plus 2 s.
@@ -192,7 +193,7 @@ async fn soak<'a>(pool: &Pool, server: &Running, args: &'a SoakArgs, source_ips:
         steady.push(load::spawn_reader(
             pool,
             i,
-            server.ws,
+            Subscribe::echo(server.ws),
             src,
             &progress,
             broadcasts as usize,

@@ -20,6 +20,7 @@ use crate::pool::Pool;
 use crate::report::{self, Ratio, Summary};
 use crate::rtt::{self, RttOutcome, RttSpec, RttSummary};
 use crate::servers::{self, Contender, Launch};
+use crate::subscriber::Transport;
 use crate::{machine, progress_line, write_json, Common, Machine};
 use scenarios::{known_names, scenarios, Scenario, Work};
 
@@ -28,6 +29,8 @@ use scenarios::{known_names, scenarios, Scenario, Work};
 enum Target {
     /// `contenders[i]`.
     Server(usize),
+    /// `contenders[i]`, its clients on this transport rather than the scenario's.
+    Leg(usize, Transport),
     Cluster,
 }
 
@@ -86,16 +89,19 @@ struct Collected {
     load: Vec<Summary>,
     versus_nchan: Vec<Ratio>,
     versus_baseline: Vec<Ratio>,
+    /// Event streams against WebSocket and against Nchan's event streams.
+    streams: Vec<Ratio>,
     rtt: Vec<RttSummary>,
     channels: Vec<ChannelSummary>,
     connect: Vec<ConnectSummary>,
 }
 
 impl Suite<'_> {
-    fn name(&self, t: Target) -> &str {
+    fn name(&self, t: Target) -> String {
         match t {
-            Target::Server(i) => &self.contenders[i].name,
-            Target::Cluster => CLUSTER_NAME,
+            Target::Server(i) => self.contenders[i].name.clone(),
+            Target::Leg(i, transport) => format!("{} {}", self.contenders[i].name, transport.name()),
+            Target::Cluster => CLUSTER_NAME.to_owned(),
         }
     }
 
@@ -121,7 +127,7 @@ impl Suite<'_> {
             for target in order {
                 let tag = match target {
                     Target::Cluster => "2node".to_owned(),
-                    Target::Server(_) => self.name(target).replace('@', "-"),
+                    Target::Server(_) | Target::Leg(..) => self.name(target).replace(['@', ' '], "-"),
                 };
                 let label = format!("{}-{tag}-{}", sc.name, r + 1);
                 eprintln!(
@@ -154,7 +160,7 @@ impl Suite<'_> {
         label: &str,
         f: impl FnOnce(&servers::Running) -> T,
     ) -> Result<T, String> {
-        let Target::Server(i) = t else {
+        let (Target::Server(i) | Target::Leg(i, _)) = t else {
             return Err("not a single server".into());
         };
         let server = self.contenders[i].start(label)?;
@@ -184,6 +190,16 @@ impl Suite<'_> {
                 Target::Server(_) => self.on_server(t, label, |s| {
                     self.rt.block_on(load::run(&self.pool, &[s], &[], spec))
                 }),
+                Target::Leg(_, transport) => self.on_server(t, label, |s| {
+                    let spec = Spec {
+                        transport,
+                        ..spec.clone()
+                    };
+                    Outcome {
+                        server: self.name(t),
+                        ..self.rt.block_on(load::run(&self.pool, &[s], &[], &spec))
+                    }
+                }),
                 Target::Cluster => run_cluster(&self.rt, &self.pool, &self.launch, label, spec),
             },
             &|label, o| progress_line(label, o),
@@ -196,6 +212,14 @@ impl Suite<'_> {
             })
             .collect();
         let find = |name: &str| sums.iter().find(|s| s.server == name);
+        if sc.group == "sse" {
+            // The event streams against WebSocket, and against Nchan's.
+            let sse = find("wspush sse");
+            for other in ["wspush websocket", "nchan sse"] {
+                out.streams
+                    .extend(sse.zip(find(other)).map(|(w, o)| Ratio::of(w, o)));
+            }
+        }
         let wspush = find("wspush");
         let nchan = wspush.zip(find("nchan")).map(|(w, n)| Ratio::of(w, n));
         let baseline = self.common.baseline_bin.as_ref().and_then(|_| {
@@ -220,12 +244,23 @@ impl Suite<'_> {
         out.versus_baseline.extend(baseline);
     }
 
-    /// The servers of a broadcast scenario: the cluster runs next to one wspush.
+    /// The servers of a broadcast scenario: the cluster runs next to one
+    /// wspush; event streams run next to wspush's WebSocket channel clients.
     fn load_targets(&self, sc: &Scenario, peer_fanout_only: bool) -> Option<Vec<Target>> {
+        let w = self.contenders.iter().position(|c| c.name == "wspush");
         if sc.group == "cluster" {
             // The same 10,000 clients on one wspush, side by side.
-            let w = self.contenders.iter().position(|c| c.name == "wspush")?;
-            return Some(vec![Target::Server(w), Target::Cluster]);
+            return Some(vec![Target::Server(w?), Target::Cluster]);
+        }
+        if let (Work::Load(spec), "sse") = (&sc.work, sc.group) {
+            let mut legs = vec![
+                Target::Leg(w?, spec.transport),
+                Target::Leg(w?, Transport::WebSocket),
+            ];
+            let peers =
+                (0..self.contenders.len()).filter(|&i| self.contenders[i].kind != servers::Kind::Wspush);
+            legs.extend(peers.map(|i| Target::Leg(i, spec.transport)));
+            return Some(legs);
         }
         let keep =
             |c: &Contender| c.kind == servers::Kind::Wspush || !peer_fanout_only || sc.group == "fanout";

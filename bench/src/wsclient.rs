@@ -41,6 +41,25 @@ fn seed() -> u64 {
     next_random(&mut s)
 }
 
+/// A socket bound to `src`; `rcvbuf`: a small receive buffer and an
+/// Ethernet-sized MSS (for clients that stop reading).
+pub(crate) fn client_socket(src: IpAddr, rcvbuf: Option<u32>) -> Result<TcpSocket, String> {
+    let sock = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
+    sock.bind(SocketAddr::new(src, 0))
+        .map_err(|e| format!("bind {src}: {e}"))?;
+    if let Some(n) = rcvbuf {
+        sock.set_recv_buffer_size(n)
+            .map_err(|e| format!("SO_RCVBUF: {e}"))?;
+        // Loopback's 64 KiB segments make the server's send buffer grow past
+        // a megabyte; an Ethernet-sized MSS keeps it near what a real network
+        // gives, so a client that stops reading fills it within ~50 KiB.
+        socket2::SockRef::from(&sock)
+            .set_mss(1460)
+            .map_err(|e| format!("TCP_MAXSEG: {e}"))?;
+    }
+    Ok(sock)
+}
+
 /// One WebSocket client connection.
 pub struct Client {
     fd: AsyncFd<TcpStream>,
@@ -58,20 +77,10 @@ impl Client {
         up: &Upgrade<'_>,
         rcvbuf: Option<u32>,
     ) -> Result<Client, String> {
-        let sock = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
-        sock.bind(SocketAddr::new(src, 0))
-            .map_err(|e| format!("bind {src}: {e}"))?;
-        if let Some(n) = rcvbuf {
-            sock.set_recv_buffer_size(n)
-                .map_err(|e| format!("SO_RCVBUF: {e}"))?;
-            // Loopback's 64 KiB segments make the server's send buffer grow past
-            // a megabyte; an Ethernet-sized MSS keeps it near what a real network
-            // gives, so a client that stops reading fills it within ~50 KiB.
-            socket2::SockRef::from(&sock)
-                .set_mss(1460)
-                .map_err(|e| format!("TCP_MAXSEG: {e}"))?;
-        }
-        let stream = sock.connect(ws).await.map_err(|e| format!("connect: {e}"))?;
+        let stream = client_socket(src, rcvbuf)?
+            .connect(ws)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         // Non-blocking, as tokio left it.
         let stream = stream.into_std().map_err(|e| e.to_string())?;
@@ -188,17 +197,17 @@ impl Client {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::frames::tests::{client_frames, frame};
     use super::frames::{OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
     use super::handshake::tests::response;
     use super::*;
 
-    /// A whole connection against a scripted server on loopback: the message
-    /// sent in the same segment as the 101 response, a ping, a Close.
-    #[test]
-    fn client_against_a_scripted_server() {
-        use std::io::{Read, Write};
+    /// A server on loopback that accepts one connection, reads the request
+    /// head and hands both to `script`; its address and thread.
+    pub(crate) fn scripted_server(
+        script: impl FnOnce(TcpStream, String) + Send + 'static,
+    ) -> (SocketAddr, std::thread::JoinHandle<()>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
@@ -213,7 +222,16 @@ mod tests {
                 assert!(n > 0);
                 req.extend_from_slice(&b[..n]);
             }
-            let req = String::from_utf8(req).unwrap();
+            script(s, String::from_utf8(req).unwrap());
+        });
+        (addr, server)
+    }
+
+    /// A whole connection against a scripted server on loopback: the message
+    /// sent in the same segment as the 101 response, a ping, a Close.
+    #[test]
+    fn client_against_a_scripted_server() {
+        let (addr, server) = scripted_server(|mut s, req| {
             assert!(req.starts_with("GET /echo HTTP/1.1\r\n"), "{req}");
             let key = req
                 .lines()

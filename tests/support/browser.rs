@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -352,14 +353,27 @@ impl Drop for Browser {
     }
 }
 
-/// Starts `chromedriver` on an ephemeral port; returns it and the port it reports.
+/// A port free on both 127.0.0.1 and ::1 just now, which chromedriver needs.
+fn free_port_on_both_stacks() -> Option<u16> {
+    let v4 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).ok()?;
+    let port = v4.local_addr().ok()?.port();
+    TcpListener::bind((Ipv6Addr::LOCALHOST, port)).ok()?;
+    Some(port)
+}
+
+/// Starts `chromedriver` on a free port; returns it and the port it reports.
 fn start_driver() -> (Child, u16) {
-    // With --port=0 chromedriver takes a free IPv6 port and then wants the same
-    // number on IPv4, where it is sometimes taken (a few runs in a hundred); it
-    // then exits, so start it again.
-    for _ in 0..10 {
+    // chromedriver listens on the same port on IPv4 and IPv6 and exits when
+    // either is taken. Left to choose (`--port=0`) it takes a free IPv6 port
+    // whose IPv4 twin is often taken while load generators hold thousands of
+    // loopback connections; a port checked free on both is taken far more
+    // rarely between the check and chromedriver's bind. It then exits: try again.
+    for _ in 0..20 {
+        let Some(port) = free_port_on_both_stacks() else {
+            continue;
+        };
         let mut driver = Command::new(CHROMEDRIVER)
-            .args(["--port=0", "--log-level=WARNING"])
+            .args([format!("--port={port}").as_str(), "--log-level=WARNING"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -389,5 +403,5 @@ fn start_driver() -> (Child, u16) {
             }
         }
     }
-    panic!("chromedriver exited ten times without finding a free port");
+    panic!("chromedriver exited twenty times without a free port");
 }

@@ -58,12 +58,20 @@ impl Nginx {
     /// WebSocket port), or `None` after a skip line when nginx is absent
     /// outside CI. `test` names the first test skipped.
     pub fn start(test: &str, upstream: SocketAddr) -> Option<Nginx> {
+        Nginx::start_without(test, upstream, &[])
+    }
+
+    /// As `start`, with the README block's lines that start with any of
+    /// `dropped` left out (each must match a line): a proxy configured wrong
+    /// on purpose, e.g. without the `Upgrade` headers.
+    pub fn start_without(test: &str, upstream: SocketAddr, dropped: &[&str]) -> Option<Nginx> {
         let bin = nginx_bin(test)?;
         let dir = temp_dir("nginx");
         for _ in 0..5 {
             let port = free_port();
             let token = format!("ready-{}-{port}", std::process::id());
-            let conf = main_config(&dir, &server_block(port, upstream, None, &token));
+            let block = without(&server_block(port, upstream, None, &token), dropped);
+            let conf = main_config(&dir, &block);
             std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
             let child = spawn(&bin, &dir);
             let mut nginx = Nginx {
@@ -217,6 +225,21 @@ fn server_block(port: u16, upstream: SocketAddr, tls: Option<Tls<'_>>, token: &s
         "README's nginx block must have one each of `{README_LISTEN}`, `{README_UPSTREAM}`, ssl_certificate and ssl_certificate_key"
     );
     out
+}
+
+/// `block` without its lines that start (after the indent) with one of `dropped`.
+fn without(block: &str, dropped: &[&str]) -> String {
+    for prefix in dropped {
+        assert!(
+            block.lines().any(|l| l.trim_start().starts_with(prefix)),
+            "README's nginx block has no line starting with {prefix:?}"
+        );
+    }
+    block
+        .lines()
+        .filter(|l| !dropped.iter().any(|p| l.trim_start().starts_with(p)))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// The whole configuration: one process, everything nginx writes inside `dir`,

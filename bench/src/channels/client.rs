@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::dialect::Dialect;
-use super::envelope::Incoming;
 use super::since::Resume;
 use crate::load::{now_ns, parse_payload, source_ip, Progress};
 use crate::pool::{Pool, Readable, Step};
-use crate::wsclient::{Client, Frames, Upgrade};
+use crate::subscriber::{Dialect, Incoming, Received, Stream, Subscribe, Transport};
 
 /// One message received.
 #[derive(Debug, Clone, Copy)]
@@ -62,12 +60,25 @@ pub fn id_hash(id: &str) -> u64 {
 pub struct Context {
     /// The server's channel interface.
     pub dialect: Dialect,
-    /// Its WebSocket address.
+    /// Its public (WebSocket) port.
     pub ws: SocketAddr,
+    /// How its subscribers connect.
+    pub transport: Transport,
     /// Source addresses 127.0.0.1.. to spread over.
     pub source_ips: u8,
     /// The run's id (in every payload) and delivery counter.
     pub progress: Arc<Progress>,
+}
+
+impl Context {
+    /// Where and how a subscriber of this run subscribes.
+    pub fn subscribe(&self) -> Subscribe {
+        Subscribe {
+            addr: self.ws,
+            dialect: self.dialect,
+            transport: self.transport,
+        }
+    }
 }
 
 struct State {
@@ -148,23 +159,13 @@ impl Subscriber {
         ctx: &Arc<Context>,
         permit: OwnedSemaphorePermit,
     ) -> JoinHandle<Result<(), String>> {
-        let target = self
-            .state
-            .log
-            .lock()
-            .unwrap()
-            .resume
-            .target(ctx.dialect, &self.name);
+        let since = self.state.log.lock().unwrap().resume.since().map(str::to_owned);
         let (state, ctx, reader) = (Arc::clone(&self.state), Arc::clone(ctx), pool.reader(self.index));
         let (name, src) = (Arc::clone(&self.name), source_ip(self.index, ctx.source_ips));
         pool.spawn(self.index, async move {
-            let up = Upgrade {
-                target: &target,
-                protocol: ctx.dialect.protocol(),
-            };
-            let ws = Client::connect(ctx.ws, src, &up, None).await;
+            let connected = ctx.subscribe().connect(src, &name, since.as_deref(), None).await;
             drop(permit);
-            let (socket, frames) = ws?.into_parts();
+            let (socket, stream) = connected?;
             let socket = Arc::new(socket);
             state.log.lock().unwrap().connected_ns.push(now_ns());
             state.dropping.store(false, Relaxed);
@@ -172,7 +173,7 @@ impl Subscriber {
             *state.socket.lock().unwrap() = Some(Arc::clone(&socket));
             reader.adopt(Box::new(Reading {
                 socket,
-                frames,
+                stream,
                 state,
                 ctx,
                 name,
@@ -223,15 +224,15 @@ pub async fn connect_all(
 /// A connected subscriber, on a reader thread.
 struct Reading {
     socket: Arc<TcpStream>,
-    frames: Frames,
+    stream: Stream,
     state: Arc<State>,
     ctx: Arc<Context>,
     name: Arc<str>,
 }
 
-/// Logs one frame a subscriber of `name` read at `now`; whether it was a delivery of this run.
-fn record(ctx: &Context, name: &str, log: &mut SubscriberLog, now: u64, frame: &[u8]) -> bool {
-    match ctx.dialect.parse(frame) {
+/// Logs one message or event a subscriber of `name` read at `now`; whether it was a delivery of this run.
+fn record(ctx: &Context, name: &str, log: &mut SubscriberLog, now: u64, received: Received<'_>) -> bool {
+    match ctx.subscribe().incoming(received) {
         Ok(Incoming::Message { channel, id, data }) => {
             if channel.is_some_and(|c| *c != *name) {
                 log.wrong_channel += 1;
@@ -273,22 +274,22 @@ impl Readable for Reading {
 
     /// Reads once; records the messages, locking the log once per read.
     fn ready(&mut self, events: u32) -> Step {
-        if let Some(step) = self.frames.before_read(&self.socket, events) {
+        if let Some(step) = self.stream.before_read(&self.socket, events) {
             return step;
         }
         let now = now_ns();
         let mut delivered = 0;
         let Reading {
             socket,
-            frames,
+            stream,
             state,
             ctx,
             name,
         } = self;
         let mut held = None;
-        let step = frames.read_from(socket, |bytes| {
+        let step = stream.read_from(socket, |received| {
             let log = held.get_or_insert_with(|| state.log.lock().unwrap());
-            delivered += u64::from(record(ctx, name, log, now, bytes));
+            delivered += u64::from(record(ctx, name, log, now, received));
         });
         drop(held);
         if delivered > 0 {

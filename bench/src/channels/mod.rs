@@ -13,8 +13,6 @@
 //! ([`sequence`]), across reconnects.
 
 mod client;
-mod dialect;
-mod envelope;
 mod isolation;
 mod many;
 mod publish;
@@ -36,9 +34,9 @@ pub use storm::StormFigures;
 use crate::load::{Percentiles, Progress};
 use crate::procfs;
 use crate::servers::Running;
-use crate::wsclient::{Client, Upgrade};
+use crate::subscriber::Dialect;
+use crate::subscriber::Transport;
 use client::{Connected, Context};
-use dialect::Dialect;
 use publish::Publication;
 use tally::ChannelTally;
 
@@ -79,8 +77,10 @@ impl ChannelSpec {
     }
 
     /// `resume-storm`: 10,000 clients on one channel, 10 publishes/s for 10 s,
-    /// every connection dropped after 3 s.
-    pub fn storm() -> ChannelSpec {
+    /// every connection dropped after 3 s; `transport` WebSocket (resuming
+    /// with `?since=`) or an event stream (`sse-resume-storm`: resuming with
+    /// `Last-Event-ID`).
+    pub fn storm(transport: Transport) -> ChannelSpec {
         ChannelSpec::Storm(storm::StormSpec {
             clients: 10_000,
             channels: 1,
@@ -88,7 +88,16 @@ impl ChannelSpec {
             publishes: 100,
             drop_after_secs: 3.0,
             payload: 100,
+            transport,
         })
+    }
+
+    /// How the subscribers connect.
+    pub fn transport(&self) -> Transport {
+        match self {
+            ChannelSpec::Storm(s) => s.transport,
+            ChannelSpec::Many(_) | ChannelSpec::Isolation(_) => Transport::WebSocket,
+        }
     }
 }
 
@@ -156,6 +165,7 @@ pub async fn run(
     let ctx = Arc::new(Context {
         dialect: Dialect::of(server.kind),
         ws: server.ws,
+        transport: spec.transport(),
         source_ips: setup.source_ips,
         progress: Progress::new(),
     });
@@ -167,22 +177,16 @@ pub async fn run(
     }
 }
 
-/// One subscription to a throwaway channel: a server without channels
-/// refuses it, and the run stops there instead of failing 10,000 handshakes.
+/// One subscription to a throwaway channel: a server without channels (or
+/// without event streams) refuses it, and the run stops there instead of
+/// failing 10,000 connects.
 async fn probe(ctx: &Context) -> Result<(), String> {
-    let target = ctx.dialect.subscribe_target("bench-probe", None);
-    let up = Upgrade {
-        target: &target,
-        protocol: ctx.dialect.protocol(),
-    };
     let src = crate::load::source_ip(0, ctx.source_ips);
-    match Client::connect(ctx.ws, src, &up, None).await {
-        Ok(mut c) => {
-            let _ = c.close().await;
-            Ok(())
-        }
+    match ctx.subscribe().connect(src, "bench-probe", None, None).await {
+        Ok(_) => Ok(()),
         Err(e) => Err(format!(
-            "the server refused a channel subscription (GET {target}): {e}"
+            "the server refused a {} subscription to a channel: {e}",
+            ctx.transport.name()
         )),
     }
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::client::Context;
-use super::dialect::Dialect;
 use crate::http;
 use crate::load::{now_ns, payload};
+use crate::subscriber::Dialect;
 
 /// One publish and its answer.
 #[derive(Debug, Clone, Serialize)]

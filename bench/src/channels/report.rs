@@ -231,15 +231,16 @@ fn storm_table(rows: &[ChannelSummary]) -> String {
         };
         if s.is_empty() {
             s.push_str(
-                "\n#### resume-storm: every connection dropped at once, every client resuming\n\n\
-                 | server | clients | dropped | not closed | reconnect failed | no id to resume from | resets \
+                "\n#### Resume storms: every connection dropped at once, every client resuming\n\n\
+                 | scenario | server | clients | dropped | not closed | reconnect failed | no id to resume from | resets \
                  | lost | dup | order≠ | caught up | reconnected s | catch-up p50 s | last caught up s |\n\
-                 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+                 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
             );
         }
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
+            r.scenario,
             r.server,
             r.clients,
             counts[0],
@@ -300,14 +301,25 @@ pub fn verdicts(rows: &[ChannelSummary]) -> Vec<Verdict> {
             met: Some(ratio <= 1.5),
         });
     }
-    if let Some(w) = wspush("resume-storm") {
-        let last = w.storm_secs.map_or(f64::NAN, |s| s.0[2]);
-        v.push(Verdict {
-            figure: "resume storm: every client resumes from its last id".into(),
-            target: "0 lost, 0 dup, same order, no reset".into(),
-            measured: format!("{}; last client caught up {last:.2} s after the drop", counts(w)),
-            met: Some(w.exact() && w.closed_early == 0),
-        });
+    for (scenario, figure) in [
+        (
+            "resume-storm",
+            "resume storm: every client resumes from its last id",
+        ),
+        (
+            "sse-resume-storm",
+            "SSE resume storm: every client resumes with Last-Event-ID",
+        ),
+    ] {
+        if let Some(w) = wspush(scenario) {
+            let last = w.storm_secs.map_or(f64::NAN, |s| s.0[2]);
+            v.push(Verdict {
+                figure: figure.into(),
+                target: "0 lost, 0 dup, same order, no reset".into(),
+                measured: format!("{}; last client caught up {last:.2} s after the drop", counts(w)),
+                met: Some(w.exact() && w.closed_early == 0),
+            });
+        }
     }
     v
 }

@@ -1,8 +1,7 @@
 //! A resuming subscriber's bookkeeping: the last message id it saw (what it
-//! reconnects with), whether the ids it saw kept increasing, and the resets
+//! reconnects with, as `?since=` or `Last-Event-ID`), whether the ids it saw kept increasing, and the resets
 //! it was told of.
 
-use super::dialect::Dialect;
 use super::sequence::cmp_ids;
 
 /// The ids one subscriber saw, over all its connections.
@@ -41,28 +40,30 @@ impl Resume {
     pub fn since(&self) -> Option<&str> {
         self.seen.then_some(self.last.as_str())
     }
-
-    /// The request target to (re)subscribe to `channel` with.
-    pub fn target(&self, dialect: Dialect, channel: &str) -> String {
-        dialect.subscribe_target(channel, self.since())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::subscriber::Dialect;
 
     #[test]
     fn since_follows_the_last_id_across_connections() {
         let mut r = Resume::default();
         // A first connect asks for nothing old.
         assert_eq!(r.since(), None);
-        assert_eq!(r.target(Dialect::Wspush, "ch-01"), "/ws/ch-01");
+        assert_eq!(Dialect::Wspush.subscribe_target("ch-01", r.since()), "/ws/ch-01");
         r.saw("e-9");
         r.saw("e-10");
         assert_eq!(r.since(), Some("e-10"));
-        assert_eq!(r.target(Dialect::Wspush, "ch-01"), "/ws/ch-01?since=e-10");
-        assert_eq!(r.target(Dialect::Nchan, "ch-01"), "/sub/ch-01?last_event_id=e-10");
+        assert_eq!(
+            Dialect::Wspush.subscribe_target("ch-01", r.since()),
+            "/ws/ch-01?since=e-10"
+        );
+        assert_eq!(
+            Dialect::Nchan.subscribe_target("ch-01", r.since()),
+            "/sub/ch-01?last_event_id=e-10"
+        );
         // The replay after the reconnect continues the order.
         r.saw("e-11");
         assert_eq!((r.regressions, r.since()), (0, Some("e-11")));

@@ -17,6 +17,7 @@ use super::{ChannelOutcome, ChannelSpec, Measured, Meter, Setup};
 use crate::load::now_ns;
 use crate::pool::Pool;
 use crate::servers::Running;
+use crate::subscriber::Transport;
 
 /// How long the dropped connections may take to close on the reader threads.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,6 +37,8 @@ pub struct StormSpec {
     pub drop_after_secs: f64,
     /// Payload bytes.
     pub payload: usize,
+    /// WebSocket or event streams.
+    pub transport: Transport,
 }
 
 /// The drop and the catch-up.

@@ -36,6 +36,10 @@ pub(super) fn markdown(suite: &Suite, out: &Collected, verdicts: &[report::Verdi
         ));
         md.push_str(&report::ratio_table(&out.versus_baseline));
     }
+    if !out.streams.is_empty() {
+        md.push_str("\n### Event streams: wspush over SSE ÷ the other (below 1.00× is better for SSE, except deliveries/s)\n\n");
+        md.push_str(&report::versus_table(&out.streams));
+    }
     md.push_str(&rtt::tables(&out.rtt));
     md.push_str(&channels::tables(&out.channels));
     md.push_str(&connect::tables(&out.connect));

@@ -5,6 +5,7 @@ use crate::channels::ChannelSpec;
 use crate::connect::ConnectSpec;
 use crate::load::{Publish, Spec};
 use crate::rtt::RttSpec;
+use crate::subscriber::Transport;
 use crate::Common;
 
 /// What a scenario does.
@@ -113,7 +114,7 @@ pub fn scenarios(common: &Common) -> Vec<Scenario> {
     for (name, group, spec) in [
         ("channels-100x100", "channels", ChannelSpec::many()),
         ("channel-isolation", "isolation", ChannelSpec::isolation()),
-        ("resume-storm", "resume", ChannelSpec::storm()),
+        ("resume-storm", "resume", ChannelSpec::storm(Transport::WebSocket)),
     ] {
         v.push(Scenario {
             name: name.into(),
@@ -122,6 +123,24 @@ pub fn scenarios(common: &Common) -> Vec<Scenario> {
             work: Work::Channels(spec),
         });
     }
+    // Issue 12's event streams: not in the default suite until wspush serves
+    // them. The fan-out runs wspush over SSE and over WebSocket (`/ws/all`,
+    // the same envelopes) and Nchan's EventSource subscriber side by side.
+    v.push(Scenario {
+        name: "sse-fanout-10000".into(),
+        group: "sse",
+        default: false,
+        work: Work::Load(Spec {
+            transport: Transport::Sse,
+            ..spec(10_000, 0, 100, rate(100, 10.0))
+        }),
+    });
+    v.push(Scenario {
+        name: "sse-resume-storm".into(),
+        group: "sse",
+        default: false,
+        work: Work::Channels(ChannelSpec::storm(Transport::Sse)),
+    });
     v
 }
 

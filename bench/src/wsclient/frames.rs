@@ -1,17 +1,14 @@
 //! The frames of a client connection: parsing the server's (unmasked)
-//! frames out of a buffer zero-filled once and reused ([`Frames`]), and
-//! queueing the client's (masked) control frames.
+//! frames out of its receive buffer ([`Frames`]), and queueing the
+//! client's (masked) control frames.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::TcpStream;
 
 use super::next_random;
 use crate::pool::{Step, HANGUP};
+use crate::recvbuf::RecvBuf;
 
-/// Initial read buffer per connection (grows for a larger frame).
-const READ_BUFFER: usize = 4096;
-/// Free space below which the buffer grows before a read.
-const MIN_FREE: usize = 1024;
 /// The largest frame or message accepted (tungstenite's default message limit).
 const MAX_MESSAGE: usize = 64 << 20;
 
@@ -82,6 +79,11 @@ fn parse_header(b: &[u8]) -> Result<Option<Header>, String> {
     }))
 }
 
+/// A fresh masking key (a field of its own, so it can be drawn while the receive buffer is borrowed).
+fn mask(random: &mut u64) -> [u8; 4] {
+    (next_random(random) as u32).to_ne_bytes()
+}
+
 /// A client frame (masked) with `opcode` and `payload` (at most 125 bytes: control frames only).
 fn write_control(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
     debug_assert!(payload.len() <= 125);
@@ -93,10 +95,7 @@ fn write_control(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
 
 /// A connection's receive buffer and frame state, apart from the socket.
 pub struct Frames {
-    /// Zero-filled once; bytes `start..end` are received and not yet consumed.
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    recv: RecvBuf,
     /// The whole frame the buffer must hold next, once its header is known.
     need: usize,
     /// A fragmented message being reassembled (the servers send whole messages).
@@ -110,9 +109,7 @@ pub struct Frames {
 impl Frames {
     pub(super) fn new(random: u64) -> Frames {
         Frames {
-            buf: vec![0; READ_BUFFER],
-            start: 0,
-            end: 0,
+            recv: RecvBuf::default(),
             need: 0,
             fragments: None,
             out: Vec::new(),
@@ -121,36 +118,30 @@ impl Frames {
         }
     }
 
-    /// Free space to read into (at least `MIN_FREE` bytes, and room for the next frame).
+    /// Free space to read into (room for the next frame too).
     pub(super) fn spare(&mut self) -> &mut [u8] {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        } else if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.buf.len() - self.end < MIN_FREE || self.buf.len() < self.need {
-            let len = (self.buf.len() * 2).max(self.need).max(self.end + MIN_FREE);
-            self.buf.resize(len, 0);
-        }
-        &mut self.buf[self.end..]
+        self.recv.spare(self.need)
     }
 
     /// `n` bytes were read into [`Frames::spare`].
     pub(super) fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.buf.len());
+        self.recv.filled(n);
     }
 
     /// Bytes received and not yet handled.
     pub(super) fn received(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        self.recv.received()
+    }
+
+    /// Where the unhandled bytes lie in the buffer: (start, end).
+    #[cfg(test)]
+    pub(super) fn span(&self) -> (usize, usize) {
+        self.recv.span()
     }
 
     /// The first `n` bytes received were handled apart (the handshake response).
     pub(super) fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
+        self.recv.take(n);
     }
 
     /// Queues bytes to write as they are (the upgrade request).
@@ -168,10 +159,6 @@ impl Frames {
         self.out.drain(..n);
     }
 
-    fn mask(&mut self) -> [u8; 4] {
-        (next_random(&mut self.random) as u32).to_ne_bytes()
-    }
-
     /// Handles every complete frame received: each message goes to
     /// `on_message`, pings are answered (queued in `out`). `Ok(false)` once
     /// the server sent Close (its reply queued unless we sent ours first).
@@ -182,21 +169,21 @@ impl Frames {
                 return Ok(true);
             };
             let frame_len = h.header_len + h.payload_len;
-            if self.end - self.start < frame_len {
+            if self.received().len() < frame_len {
                 self.need = frame_len;
                 return Ok(true);
             }
-            let payload = self.start + h.header_len..self.start + frame_len;
-            self.start += frame_len;
+            let frame = self.recv.take(frame_len);
+            let payload = self.recv.at(frame.start + h.header_len..frame.end);
             match (h.opcode, &mut self.fragments) {
-                (OP_TEXT | OP_BINARY, None) if h.fin => on_message(&self.buf[payload]),
-                (OP_TEXT | OP_BINARY, None) => self.fragments = Some(self.buf[payload].to_vec()),
+                (OP_TEXT | OP_BINARY, None) if h.fin => on_message(payload),
+                (OP_TEXT | OP_BINARY, None) => self.fragments = Some(payload.to_vec()),
                 (OP_TEXT | OP_BINARY, Some(_)) => return Err("new message inside a fragmented one".into()),
                 (OP_CONTINUATION, Some(message)) => {
                     if message.len() + h.payload_len > MAX_MESSAGE {
                         return Err("message too long".into());
                     }
-                    message.extend_from_slice(&self.buf[payload]);
+                    message.extend_from_slice(payload);
                     if h.fin {
                         if let Some(message) = self.fragments.take() {
                             on_message(&message);
@@ -205,15 +192,15 @@ impl Frames {
                 }
                 (OP_CONTINUATION, None) => return Err("continuation without a message".into()),
                 (OP_PING, _) => {
-                    let mask = self.mask();
-                    write_control(&mut self.out, OP_PONG, &self.buf[payload], mask);
+                    let mask = mask(&mut self.random);
+                    write_control(&mut self.out, OP_PONG, payload, mask);
                 }
                 (OP_CLOSE, _) => {
                     if !self.close_sent {
                         // Echo the status code, as tungstenite does.
-                        let mask = self.mask();
+                        let mask = mask(&mut self.random);
                         let code = if h.payload_len >= 2 {
-                            &self.buf[payload][..2]
+                            &payload[..2]
                         } else {
                             &[][..]
                         };
@@ -230,26 +217,15 @@ impl Frames {
     /// Reads once from `sock` (non-blocking) and handles the frames received (see
     /// [`Frames::process`]), writing any reply at once as far as the socket takes it.
     pub(crate) fn read_from(&mut self, sock: &TcpStream, on_message: impl FnMut(&[u8])) -> Step {
-        let spare = self.spare();
-        let free = spare.len();
-        let (n, eof) = match (&*sock).read(spare) {
-            Ok(0) => (0, true),
-            Ok(n) => (n, false),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => (0, false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Step::More,
-            Err(_) => return Step::Closed,
+        let filled = match self.recv.read_from(sock, self.need) {
+            Ok(filled) => filled,
+            Err(step) => return step,
         };
-        self.filled(n);
         let open = self.process(on_message);
         if !self.out.is_empty() && self.write_to(sock).is_err() {
             return Step::Closed;
         }
-        match open {
-            Ok(true) if eof => Step::Closed,
-            Ok(true) if n == free => Step::More,
-            Ok(true) => Step::Drained,
-            _ => Step::Closed,
-        }
+        filled.step(open == Ok(true))
     }
 
     /// Before a reader thread reads on `events`: writes what is queued (the
@@ -293,7 +269,7 @@ impl Frames {
     /// Queues a Close frame without a status (as tungstenite's `Message::Close(None)`).
     pub(super) fn queue_close(&mut self) {
         if !self.close_sent {
-            let mask = self.mask();
+            let mask = mask(&mut self.random);
             write_control(&mut self.out, OP_CLOSE, &[], mask);
             self.close_sent = true;
         }

@@ -8,12 +8,20 @@
 //! with the `ws+meta.nchan` subprotocol (so each frame carries its id),
 //! `?last_event_id=ID` to resume from its message buffer, `POST /pub/NAME`
 //! answering its channel info with `last_message_id`.
+//!
+//! Event streams (issue 12) are `GET /events/NAME` on both, resumed with the
+//! `Last-Event-ID` header. wspush's events carry the same envelope as its
+//! frames (`event: reset` and the other control events too); Nchan's carry
+//! the published data itself, its id on the `id:` line.
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Serialize;
 
+use std::borrow::Cow;
+
 use super::envelope::{self, Incoming};
 use crate::servers::Kind;
+use crate::sseclient::Event;
 
 /// What may stay unencoded in a query value (RFC 3986 unreserved).
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -58,6 +66,24 @@ impl Dialect {
         match since {
             Some(id) => format!("{path}{channel}?{key}={}", utf8_percent_encode(id, QUERY_VALUE)),
             None => format!("{path}{channel}"),
+        }
+    }
+
+    /// The request target of `channel`'s event stream (a resume goes in `Last-Event-ID`).
+    pub fn events_target(self, channel: &str) -> String {
+        format!("/events/{channel}")
+    }
+
+    /// Parses an event of a subscriber's stream.
+    pub fn parse_event(self, event: Event<'_>) -> Result<Incoming<'_>, String> {
+        match self {
+            Dialect::Wspush => envelope::wspush(event.data.as_bytes()),
+            Dialect::Nchan if event.kind == "message" => Ok(Incoming::Message {
+                channel: None,
+                id: Cow::Borrowed(event.id),
+                data: Cow::Borrowed(event.data),
+            }),
+            Dialect::Nchan => Ok(Incoming::Other),
         }
     }
 
@@ -111,7 +137,49 @@ mod tests {
         );
         assert_eq!(w.publish_path("iso"), "/publish/iso");
         assert_eq!(n.publish_path("iso"), "/pub/iso");
+        assert_eq!(w.events_target("ch-07"), "/events/ch-07");
+        assert_eq!(n.events_target("ch-07"), "/events/ch-07");
         assert_eq!((w.protocol(), n.protocol()), (None, Some("ws+meta.nchan")));
+    }
+
+    #[test]
+    fn events_of_both_servers() {
+        let event = |kind, id, data| Event { kind, id, data };
+        let envelope = r#"{"channel":"all","id":"e-7","data":"0000beef 0000000001 x"}"#;
+        let message = Incoming::Message {
+            channel: Some(Cow::Borrowed("all")),
+            id: Cow::Borrowed("e-7"),
+            data: Cow::Borrowed("0000beef 0000000001 x"),
+        };
+        assert_eq!(
+            Dialect::Wspush.parse_event(event("message", "e-7", envelope)),
+            Ok(message)
+        );
+        let reset = event("reset", "f-0", r#"{"type":"reset","id":"f-0"}"#);
+        assert_eq!(
+            Dialect::Wspush.parse_event(reset),
+            Ok(Incoming::Reset {
+                id: Cow::Borrowed("f-0")
+            })
+        );
+        let subscribed = event(
+            "subscribed",
+            "e-7",
+            r#"{"type":"subscribed","id":"e-7","channels":["all"]}"#,
+        );
+        assert_eq!(Dialect::Wspush.parse_event(subscribed), Ok(Incoming::Other));
+        assert_eq!(
+            Dialect::Nchan.parse_event(event("message", "5:0", "0000beef 0000000001 x")),
+            Ok(Incoming::Message {
+                channel: None,
+                id: Cow::Borrowed("5:0"),
+                data: Cow::Borrowed("0000beef 0000000001 x"),
+            })
+        );
+        assert_eq!(
+            Dialect::Nchan.parse_event(event("other", "5:0", "x")),
+            Ok(Incoming::Other)
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::acceptor::{self, Acceptor};
 use crate::cluster::{self, Cluster, ClusterSettings, ClusterThreads};
 use crate::config::Config;
 use crate::http_api::HttpApi;
-use crate::http_front::{HttpFront, SocketDir};
+use crate::http_front::{HttpFront, Routes};
 use crate::metrics::Metrics;
 use crate::pinger;
 use crate::pods::{PodList, PodsError};
@@ -63,8 +63,6 @@ pub struct Server {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     cluster: Option<Arc<Cluster>>,
-    /// The side port's router socket folder: removed once the router is gone.
-    router_dir: Option<SocketDir>,
 }
 
 /// The server's own threads, joined at shutdown.
@@ -74,7 +72,6 @@ struct Threads {
     refuser: Option<JoinHandle<()>>,
     pinger: Option<JoinHandle<()>>,
     front: Option<HttpFront>,
-    http: Option<HttpApi>,
     cluster: Option<ClusterThreads>,
 }
 
@@ -115,7 +112,6 @@ impl Server {
             registry: Arc::clone(&core.registry),
             metrics: Arc::clone(&metrics),
             cluster,
-            router_dir: None,
         };
         match server.start_threads(config, bound, &core, publisher, pods, metrics) {
             Ok(()) => {
@@ -147,18 +143,9 @@ impl Server {
             listener,
             http_listener,
             router,
-            router_dir,
             ..
         } = bound;
         let token = self.stop.token();
-        let door = front_door(
-            &config,
-            core,
-            http_listener,
-            router_dir.socket_path(),
-            token.clone(),
-        );
-        self.router_dir = Some(router_dir);
         if let Some(cluster) = &self.cluster {
             self.threads.cluster = Some(cluster.start(&core.spawner, &token)?);
             cluster.wait_up(cluster::STARTUP_WAIT);
@@ -178,7 +165,7 @@ impl Server {
             pinger_context(&config, core, token.clone()),
             &core.spawner,
         )?);
-        let http = Arc::new(http_context(
+        let routes = HttpApi::new(http_context(
             &config,
             core,
             publisher,
@@ -186,11 +173,10 @@ impl Server {
             metrics,
             self.ws_addr,
         ));
-        let (api, started) = HttpApi::start(router, config.http_threads, http, &core.spawner, &token);
-        self.threads.http = Some(api);
-        started?;
-        self.threads.front = Some(HttpFront::start(door)?);
-        Ok(())
+        let router = (router, Arc::new(routes) as Arc<dyn Routes>);
+        let (front, started) = HttpFront::start(front_door(&config, core, http_listener, router, token));
+        self.threads.front = Some(front);
+        started
     }
 
     /// With `--redis`: the line printed at startup after the listening line,
@@ -259,17 +245,12 @@ impl Server {
         for thread in [threads.refuser, threads.pinger].into_iter().flatten() {
             let _ = thread.join();
         }
-        // The front door before the router behind it, so the requests it has
-        // under way are answered.
+        // The front door answers the requests it has under way, then lets
+        // go of the router behind it (tiny_http, then its socket's folder).
         if let Some(front) = threads.front {
             let _ = TcpStream::connect_timeout(&reachable(self.http_addr), Duration::from_secs(1));
             front.join();
         }
-        if let Some(http) = threads.http {
-            http.join();
-        }
-        // The router is gone: its socket (which its `Drop` used) may go too.
-        self.router_dir = None;
         if let Some(cluster) = threads.cluster {
             cluster.join();
         }

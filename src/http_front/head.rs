@@ -29,6 +29,10 @@ const HOP_BY_HOP: [&str; 9] = [
 ];
 /// The header the front door tells the router the client's address with.
 pub const PEER_HEADER: &str = "X-Wspush-Peer";
+/// The header that tells the router which connection a request came on.
+pub const CONN_HEADER: &str = "X-Wspush-Conn";
+/// The headers only the front door sets: a client's own are dropped.
+const FRONT_DOOR_HEADERS: [&str; 2] = [PEER_HEADER, CONN_HEADER];
 
 /// How the request's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +120,7 @@ pub fn parse(buf: &[u8], max_body: usize) -> Result<Option<Head>, Refusal> {
         keep_alive: keep_alive(headers, minor),
         end_to_end: headers
             .iter()
-            .filter(|h| !is_hop_by_hop(h.name) && !h.name.eq_ignore_ascii_case(PEER_HEADER))
+            .filter(|h| !is_hop_by_hop(h.name) && !is_front_doors(h.name))
             .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
             .collect(),
     }))
@@ -128,6 +132,10 @@ fn too_large() -> Refusal {
 
 fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
+fn is_front_doors(name: &str) -> bool {
+    FRONT_DOOR_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// httparse reports any version but HTTP/1.0 and 1.1 as a version error: an
@@ -237,7 +245,7 @@ mod tests {
     #[test]
     fn a_plain_request_passes_without_its_hop_by_hop_headers() {
         let text = "POST /sendall?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\
-                    X-Wspush-Peer: 6.6.6.6:1\r\nContent-Type: text/plain\r\n\r\nabcGET";
+                    X-Wspush-Peer: 6.6.6.6:1\r\nx-wspush-conn: 1\r\nContent-Type: text/plain\r\n\r\nabcGET";
         let h = head(text).unwrap().unwrap();
         assert_eq!(h.len, text.len() - "abcGET".len());
         assert_eq!(

@@ -5,9 +5,8 @@
 //! `MAX_BUFFERED` bytes: a request head, or what a client pipelined after
 //! one; bodies are read past it, straight into their own vector.
 
-use std::io::{self, Read};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::io;
+use std::time::Instant;
 
 /// The most bytes kept between requests (one request head at most).
 pub const MAX_BUFFERED: usize = 16 * 1024;
@@ -31,27 +30,6 @@ pub enum ReadError {
 pub trait Source {
     /// Reads into `buf` before `deadline`; `Ok(0)` is never returned (it is `Closed`).
     fn read_before(&mut self, buf: &mut [u8], deadline: Instant) -> Result<usize, ReadError>;
-}
-
-impl Source for TcpStream {
-    fn read_before(&mut self, buf: &mut [u8], deadline: Instant) -> Result<usize, ReadError> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(ReadError::TimedOut);
-            }
-            // A zero timeout would mean "none"; the smallest real one is 1 µs.
-            self.set_read_timeout(Some(left.max(Duration::from_micros(1))))
-                .map_err(ReadError::Io)?;
-            match self.read(buf) {
-                Ok(0) => return Err(ReadError::Closed),
-                Ok(n) => return Ok(n),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ReadError::Io(e)),
-            }
-        }
-    }
 }
 
 /// A client's unread bytes and the source they come from.
@@ -214,6 +192,8 @@ impl Source for Canned {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn soon() -> Instant {

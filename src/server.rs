@@ -3,9 +3,9 @@
 //!
 //! Threads: one acceptor and one refuser for the WebSocket port, a reader per
 //! connection (plus a writer while it has a backlog), the pinger, the side
-//! port's accept loop and a thread per side-port connection (`http_front`),
-//! the HTTP workers behind it and, with `--redis`, the cluster's subscriber
-//! and announcer. Each gets a context of its own; one `Stop` ends them all.
+//! port's accept loop, a thread per side-port connection and the helpers
+//! (`http_front`, with tiny_http's own threads behind it) and, with
+//! `--redis`, the cluster's subscriber and announcer. Each gets a context of its own; one `Stop` ends them all.
 //! This file is the only one that knows the cluster exists: to everyone else
 //! it is a `Publish`.
 

@@ -1,7 +1,8 @@
-//! The router's helper threads (`--http-threads`): they do the part of an
-//! exchange that a connection's thread cannot do while it moves the bytes,
-//! i.e. route a request it is still writing to the router, or write a
-//! response larger than the router's socket holds while it reads it.
+//! The router's helper threads (`--http-threads`): they route the requests
+//! that a connection's thread cannot route itself, those too large to go into
+//! the router's socket at once, which the thread is still writing there while
+//! the route reads them. They never wait on a client: the whole body is
+//! already in memory, and the response is read by the connection's thread.
 
 use std::io;
 use std::thread::JoinHandle;

@@ -6,8 +6,7 @@
 //! is routed by a helper while this thread writes the rest and reads the
 //! response (`exchange`).
 
-use std::fmt::Write as _;
-use std::io;
+use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -16,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::exchange::{exchange, send_some};
-use super::head::{Head, CONN_HEADER, PEER_HEADER};
+use super::head::{Head, PEER_HEADER};
 use super::response::{client_response, parse_response, Parsed};
 use super::router::Router;
 
@@ -26,8 +25,9 @@ const ROUTER_TIMEOUT: Duration = Duration::from_secs(60);
 /// One client connection's way to the router, opened on its first request.
 pub struct Backend {
     router: Arc<Router>,
-    /// The connection's id, which its requests carry (`CONN_HEADER`).
-    id: u64,
+    /// The client's address, which its requests carry (`PEER_HEADER`): no
+    /// other open connection has it, so it tells whose each request is.
+    peer: SocketAddr,
     stream: Option<UnixStream>,
 }
 
@@ -42,31 +42,25 @@ pub struct Answer {
 
 impl Backend {
     /// Not connected until the first request.
-    pub fn new(router: Arc<Router>, id: u64) -> Backend {
+    pub fn new(router: Arc<Router>, peer: SocketAddr) -> Backend {
         Backend {
             router,
-            id,
+            peer,
             stream: None,
         }
     }
 
     /// Sends the request to the router and returns the response for the client,
     /// which keeps its connection (`keep_alive`) or not.
-    pub fn route(
-        &mut self,
-        head: &Head,
-        peer: SocketAddr,
-        body: &[u8],
-        keep_alive: bool,
-    ) -> Result<Answer, String> {
+    pub fn route(&mut self, head: &Head, body: &[u8], keep_alive: bool) -> Result<Answer, String> {
         let stream = match &mut self.stream {
             Some(stream) => stream,
             none => {
                 none.insert(connect(self.router.path()).map_err(|e| format!("cannot reach the router: {e}"))?)
             }
         };
-        let request = request_head(head, peer, self.id, body.len());
-        match round_trip(&self.router, stream, self.id, [&request, body], head.is_head()) {
+        let request = request_head(head, self.peer, body.len());
+        match round_trip(&self.router, stream, self.peer, [&request, body], head.is_head) {
             Ok((raw, parsed)) => {
                 let connection = match (keep_alive, head.minor) {
                     (false, _) => Some("close"),
@@ -75,7 +69,7 @@ impl Backend {
                 };
                 Ok(Answer {
                     status: parsed.status,
-                    bytes: client_response(&raw, &parsed, connection),
+                    bytes: client_response(raw, &parsed, connection),
                 })
             }
             Err(e) => {
@@ -91,13 +85,13 @@ impl Backend {
 fn round_trip(
     router: &Arc<Router>,
     stream: &mut UnixStream,
-    id: u64,
+    peer: SocketAddr,
     request: [&[u8]; 2],
     request_was_head: bool,
 ) -> Result<(Vec<u8>, Parsed), String> {
     let deadline = Instant::now() + ROUTER_TIMEOUT;
     // Expected before it is sent, so that no other thread takes it for a stray.
-    let ticket = router.expect(id);
+    let ticket = router.expect(peer);
     let sent = send_some(stream, request, 0)?;
     if sent == request[0].len() + request[1].len() {
         return match router.answer_here(ticket, stream, deadline)? {
@@ -127,20 +121,13 @@ fn connect(path: &Path) -> io::Result<UnixStream> {
 }
 
 /// The request as the router gets it: HTTP/1.1, the client's end-to-end
-/// headers, who the client is, the connection it came on, and the exact
-/// length of the body.
-pub fn request_head(head: &Head, peer: SocketAddr, id: u64, body_len: usize) -> Vec<u8> {
-    let mut out = String::with_capacity(head.len + 128);
-    // Writing to a String cannot fail.
-    let _ = write!(out, "{} {} HTTP/1.1\r\n", head.method, head.target);
-    for (name, value) in &head.end_to_end {
-        let _ = write!(out, "{name}: {value}\r\n");
-    }
-    let _ = write!(
-        out,
-        "{PEER_HEADER}: {peer}\r\n{CONN_HEADER}: {id}\r\nContent-Length: {body_len}\r\n\r\n"
-    );
-    out.into_bytes()
+/// headers, who the client is, and the exact length of the body.
+pub fn request_head(head: &Head, peer: SocketAddr, body_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.forward.len() + 80);
+    out.extend_from_slice(&head.forward);
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{PEER_HEADER}: {peer}\r\nContent-Length: {body_len}\r\n\r\n");
+    out
 }
 
 #[cfg(test)]
@@ -159,11 +146,11 @@ mod tests {
         let head = head::parse(text.as_bytes(), 100).unwrap().unwrap();
         assert_eq!(head.framing, Framing::Chunked);
         let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
-        let out = String::from_utf8(request_head(&head, peer, 7, 11)).unwrap();
+        let out = String::from_utf8(request_head(&head, peer, 11)).unwrap();
         assert_eq!(
             out,
             "POST /sendall HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\n\
-             X-Wspush-Peer: 127.0.0.1:4000\r\nX-Wspush-Conn: 7\r\nContent-Length: 11\r\n\r\n"
+             X-Wspush-Peer: 127.0.0.1:4000\r\nContent-Length: 11\r\n\r\n"
         );
     }
 }

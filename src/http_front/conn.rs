@@ -81,10 +81,10 @@ fn serve(stream: TcpStream, peer: SocketAddr, slot: Arc<Slot>, ctx: Arc<Context>
         stream: TimedStream::new(stream),
         slot: Arc::clone(&slot),
     });
-    let mut backend = Backend::new(Arc::clone(&ctx.router), slot.id());
+    let mut backend = Backend::new(Arc::clone(&ctx.router), peer);
     let mut since = Instant::now();
     let end = loop {
-        match serve_one(&mut inbound, &mut backend, peer, since, &ctx) {
+        match serve_one(&mut inbound, &mut backend, since, &ctx) {
             Ok(Some(answered)) => {
                 // The wait on the client goes on from when its response began
                 // to be written; the next head's deadline counts from now.
@@ -144,7 +144,6 @@ fn finish(end: End, inbound: &mut Inbound<Client>, peer: SocketAddr, ctx: &Conte
 fn serve_one(
     inbound: &mut Inbound<Client>,
     backend: &mut Backend,
-    peer: SocketAddr,
     since: Instant,
     ctx: &Context,
 ) -> Result<Option<Instant>, End> {
@@ -156,7 +155,7 @@ fn serve_one(
         return Err(End::Evicted { mid_request: true });
     }
     let answer = backend
-        .route(&head, peer, &body, head.keep_alive)
+        .route(&head, &body, head.keep_alive)
         .map_err(|e| End::Refused(Refusal::new(502, format!("the side port's router failed: {e}"))))?;
     drop(body);
     let answered = Instant::now();

@@ -28,11 +28,6 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// The connection's id, unique for the server's life.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
     /// True once the connection was closed to make room for another.
     pub fn is_evicted(&self) -> bool {
         self.evicted.load(SeqCst)

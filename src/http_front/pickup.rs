@@ -1,6 +1,7 @@
 //! Where a connection's thread picks up its own request once tiny_http has
 //! parsed it: from tiny_http's queue, which every side-port request goes
-//! through, each marked with the id of the connection that sent it.
+//! through, each marked with a key of the connection that sent it (the
+//! client's address).
 //!
 //! One waiting thread at a time takes requests off the queue (the taker); a
 //! request for another waiting thread is left in that thread's place and the
@@ -11,6 +12,7 @@
 //! (tiny_http answers it 500 to a socket nobody reads any more).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::io;
 use std::sync::Arc;
 use std::thread::{self, Thread};
@@ -25,10 +27,12 @@ const CHECK_EVERY: Duration = Duration::from_millis(50);
 /// A queue of requests, each marked with the connection it came from.
 pub trait Queue: Send + Sync + 'static {
     type Item: Send;
+    /// What tells one waiting connection from another.
+    type Key: Copy + Eq + Hash + Send;
     /// The next item, or `None` if none came within `timeout`.
     fn recv_timeout(&self, timeout: Duration) -> io::Result<Option<Self::Item>>;
-    /// The id the item is marked with.
-    fn owner(item: &Self::Item) -> Option<u64>;
+    /// The key the item is marked with.
+    fn owner(item: &Self::Item) -> Option<Self::Key>;
 }
 
 /// Why no request was picked up.
@@ -48,22 +52,22 @@ struct Waiter<T> {
     item: Option<T>,
 }
 
-struct State<T> {
+struct State<K, T> {
     /// A thread is in `recv_timeout`.
     taking: bool,
-    waiting: HashMap<u64, Waiter<T>>,
+    waiting: HashMap<K, Waiter<T>>,
 }
 
 /// The queue and the threads waiting on it, each for its own request.
 pub struct Pickup<Q: Queue> {
     queue: Q,
-    state: Mutex<State<Q::Item>>,
+    state: Mutex<State<Q::Key, Q::Item>>,
 }
 
 /// A place for one connection's request; dropping it stops waiting for it.
 pub struct Ticket<Q: Queue> {
     pickup: Arc<Pickup<Q>>,
-    id: u64,
+    id: Q::Key,
 }
 
 impl<Q: Queue> Pickup<Q> {
@@ -77,9 +81,10 @@ impl<Q: Queue> Pickup<Q> {
         }
     }
 
-    /// Makes a place for the request of connection `id`: call it before the
-    /// request is sent, so that it is never taken before it is expected.
-    pub fn expect(self: &Arc<Self>, id: u64) -> Ticket<Q> {
+    /// Makes a place for the request of connection `id` (which must have no
+    /// other ticket): call it before the request is sent, so that it is
+    /// never taken before it is expected.
+    pub fn expect(self: &Arc<Self>, id: Q::Key) -> Ticket<Q> {
         let waiter = Waiter {
             thread: None,
             item: None,
@@ -155,7 +160,7 @@ impl<Q: Queue> Pickup<Q> {
 
 /// Leaves `item` in its owner's place and wakes the owner; gives it back if
 /// no one waits for it.
-fn leave<T>(waiting: &mut HashMap<u64, Waiter<T>>, owner: Option<u64>, item: T) -> Option<T> {
+fn leave<K: Eq + Hash, T>(waiting: &mut HashMap<K, Waiter<T>>, owner: Option<K>, item: T) -> Option<T> {
     let Some(waiter) = owner.and_then(|owner| waiting.get_mut(&owner)) else {
         return Some(item);
     };
@@ -167,10 +172,10 @@ fn leave<T>(waiting: &mut HashMap<u64, Waiter<T>>, owner: Option<u64>, item: T) 
 }
 
 /// The taker is leaving: wakes one thread still waiting for its request, to take over.
-fn hand_over<T>(waiting: &HashMap<u64, Waiter<T>>, leaving: u64) {
+fn hand_over<K: Eq, T>(waiting: &HashMap<K, Waiter<T>>, leaving: K) {
     let next = waiting
         .iter()
-        .filter(|(&id, w)| id != leaving && w.item.is_none())
+        .filter(|(id, w)| **id != leaving && w.item.is_none())
         .find_map(|(_, w)| w.thread.as_ref());
     if let Some(thread) = next {
         thread.unpark();

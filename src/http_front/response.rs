@@ -13,14 +13,12 @@ const MAX_RESPONSE_BYTES: usize = 1 << 30;
 pub struct Parsed {
     /// The status.
     pub status: u16,
-    /// The reason phrase.
-    pub reason: String,
-    /// The header fields, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
     /// Bytes of the head.
     pub head_len: usize,
     /// Bytes of the head and the body.
     pub total_len: usize,
+    /// It has a `Connection` or `Keep-Alive` field (its own, not the client's).
+    pub hop_by_hop: bool,
 }
 
 /// Parses the response head at the start of `buf`: `Ok(None)` while incomplete.
@@ -48,35 +46,40 @@ pub fn parse_response(buf: &[u8], request_was_head: bool) -> Result<Option<Parse
     };
     Ok(Some(Parsed {
         status,
-        reason: response.reason.unwrap_or_default().to_owned(),
-        headers: response
-            .headers
-            .iter()
-            .map(|h| (h.name.to_owned(), h.value.to_vec()))
-            .collect(),
         head_len,
         total_len: head_len + body_len,
+        hop_by_hop: response.headers.iter().any(|h| is_hop_by_hop(h.name.as_bytes())),
     }))
 }
 
-/// The response for the client: the router's, with its own `Connection` header.
-pub fn client_response(raw: &[u8], parsed: &Parsed, connection: Option<&str>) -> Vec<u8> {
-    let body = &raw[parsed.head_len..parsed.total_len];
-    let mut out = format!("HTTP/1.1 {} {}\r\n", parsed.status, parsed.reason).into_bytes();
-    for (name, value) in &parsed.headers {
-        if ["connection", "keep-alive"]
-            .iter()
-            .any(|h| name.eq_ignore_ascii_case(h))
-        {
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"connection") || name.eq_ignore_ascii_case(b"keep-alive")
+}
+
+/// The response for the client: the router's, with the client's own
+/// `Connection` header if it needs one. Most responses need no change, and
+/// are returned as they are.
+pub fn client_response(mut raw: Vec<u8>, parsed: &Parsed, connection: Option<&str>) -> Vec<u8> {
+    raw.truncate(parsed.total_len);
+    if !parsed.hop_by_hop && connection.is_none() {
+        return raw;
+    }
+    let (head, body) = raw.split_at(parsed.head_len);
+    let mut out = Vec::with_capacity(raw.len() + 32);
+    // The head's lines (httparse checked them), without the blank one that ends it.
+    let mut lines = head.split_inclusive(|&b| b == b'\n');
+    out.extend(lines.next().unwrap_or_default());
+    for line in lines {
+        let name = line.split(|&b| b == b':').next().unwrap_or_default();
+        if line.trim_ascii().is_empty() || is_hop_by_hop(name) {
             continue;
         }
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(line);
     }
     if let Some(connection) = connection {
-        out.extend_from_slice(format!("Connection: {connection}\r\n").as_bytes());
+        out.extend_from_slice(b"Connection: ");
+        out.extend_from_slice(connection.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
@@ -93,13 +96,30 @@ mod tests {
         assert_eq!(parse_response(&raw[..20], false), Ok(None));
         let parsed = parse_response(raw, false).unwrap().unwrap();
         assert_eq!((parsed.status, parsed.total_len), (200, raw.len()));
-        let out = client_response(raw, &parsed, Some("close"));
+        let out = client_response(raw.to_vec(), &parsed, Some("close"));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
         );
-        let out = client_response(raw, &parsed, None);
+        let out = client_response(raw.to_vec(), &parsed, None);
         assert!(!String::from_utf8(out).unwrap().contains("Connection"));
+    }
+
+    #[test]
+    fn a_response_that_needs_no_change_is_passed_on_as_it_is() {
+        let raw = b"HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 2\r\n\r\nok".to_vec();
+        let parsed = parse_response(&raw, false).unwrap().unwrap();
+        assert!(!parsed.hop_by_hop);
+        let at = raw.as_ptr();
+        let expected = raw.clone();
+        let moved = client_response(raw, &parsed, None);
+        assert_eq!(moved, expected);
+        assert_eq!(moved.as_ptr(), at, "not copied");
+        let out = client_response(moved, &parsed, Some("keep-alive"));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
+        );
     }
 
     #[test]

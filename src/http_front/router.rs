@@ -11,6 +11,7 @@
 //! once per request, reads the request and writes its response.
 
 use std::io::{self, Cursor};
+use std::net::SocketAddr;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use tiny_http::{Method, Request, Response};
 
 use super::exchange::readable;
-use super::head::CONN_HEADER;
+use super::head::PEER_HEADER;
 use super::pickup::{Pickup, Queue, TakeError, Ticket};
 use super::socket_dir::SocketDir;
 use super::workers::Workers;
@@ -54,13 +55,14 @@ impl TinyHttp {
 
 impl Queue for TinyHttp {
     type Item = Request;
+    type Key = SocketAddr;
 
     fn recv_timeout(&self, timeout: Duration) -> io::Result<Option<Request>> {
         self.server.recv_timeout(timeout)
     }
 
-    fn owner(request: &Request) -> Option<u64> {
-        let header = request.headers().iter().find(|h| h.field.equiv(CONN_HEADER))?;
+    fn owner(request: &Request) -> Option<SocketAddr> {
+        let header = request.headers().iter().find(|h| h.field.equiv(PEER_HEADER))?;
         header.value.as_str().parse().ok()
     }
 }
@@ -88,9 +90,10 @@ impl Router {
         &self.path
     }
 
-    /// Makes a place for connection `id`'s next request; call it before the request is sent.
-    pub fn expect(&self, id: u64) -> Ticket<TinyHttp> {
-        self.pickup.expect(id)
+    /// Makes a place for the next request of the connection from `peer`;
+    /// call it before the request is sent.
+    pub fn expect(&self, peer: SocketAddr) -> Ticket<TinyHttp> {
+        self.pickup.expect(peer)
     }
 
     /// Picks the ticket's request up (sent whole on `stream`), answers it

@@ -21,6 +21,7 @@ struct FakeQueue(Receiver<Item>);
 
 impl Queue for FakeQueue {
     type Item = Item;
+    type Key = u64;
 
     fn recv_timeout(&self, timeout: Duration) -> io::Result<Option<Item>> {
         match self.0.recv_timeout(timeout) {

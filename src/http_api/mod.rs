@@ -16,13 +16,14 @@ mod routes;
 mod static_files;
 
 use std::io::Cursor;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use tiny_http::{Request, Response};
 
 use self::reply::Reply;
-use crate::http_front::{Routes, PEER_HEADER};
+use crate::http_front::Routes;
 use crate::metrics::Metrics;
 use crate::pods::PodList;
 use crate::publish::Publish;
@@ -61,15 +62,13 @@ impl HttpApi {
 }
 
 impl Routes for HttpApi {
-    fn answer(&self, request: &mut Request) -> Response<Cursor<Vec<u8>>> {
+    fn answer(&self, request: &mut Request, peer: SocketAddr) -> Response<Cursor<Vec<u8>>> {
         let reply = routes::answer(request, &self.ctx).unwrap_or_else(|err| {
             log::info!(
-                "http {} {} {} from {}: {err}",
+                "http {} {} {} from {peer}: {err}",
                 err.status(),
                 request.method(),
                 request.url(),
-                // The front door says who the client is: the router sees only its Unix socket.
-                body::header(request, PEER_HEADER).unwrap_or_else(|| "?".to_owned())
             );
             Reply::error(&err)
         });

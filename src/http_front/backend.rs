@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::exchange::{exchange, send_some};
-use super::head::{Head, PEER_HEADER};
+use super::head::{Head, REQUEST_HEADER};
 use super::response::{client_response, parse_response, Parsed};
 use super::router::Router;
 
@@ -25,8 +25,7 @@ const ROUTER_TIMEOUT: Duration = Duration::from_secs(60);
 /// One client connection's way to the router, opened on its first request.
 pub struct Backend {
     router: Arc<Router>,
-    /// The client's address, which its requests carry (`PEER_HEADER`): no
-    /// other open connection has it, so it tells whose each request is.
+    /// The client's address, for the routes.
     peer: SocketAddr,
     stream: Option<UnixStream>,
 }
@@ -59,8 +58,7 @@ impl Backend {
                 none.insert(connect(self.router.path()).map_err(|e| format!("cannot reach the router: {e}"))?)
             }
         };
-        let request = request_head(head, self.peer, body.len());
-        match round_trip(&self.router, stream, self.peer, [&request, body], head.is_head) {
+        match round_trip(&self.router, stream, self.peer, head, body) {
             Ok((raw, parsed)) => {
                 let connection = match (keep_alive, head.minor) {
                     (false, _) => Some("close"),
@@ -86,22 +84,24 @@ fn round_trip(
     router: &Arc<Router>,
     stream: &mut UnixStream,
     peer: SocketAddr,
-    request: [&[u8]; 2],
-    request_was_head: bool,
+    head: &Head,
+    body: &[u8],
 ) -> Result<(Vec<u8>, Parsed), String> {
     let deadline = Instant::now() + ROUTER_TIMEOUT;
     // Expected before it is sent, so that no other thread takes it for a stray.
-    let ticket = router.expect(peer);
+    let ticket = router.expect();
+    let request_head = request_head(head, ticket.key(), body.len());
+    let request = [&request_head[..], body];
     let sent = send_some(stream, request, 0)?;
     if sent == request[0].len() + request[1].len() {
-        return match router.answer_here(ticket, stream, deadline)? {
-            Some(raw) => whole_response(raw, request_was_head),
-            None => exchange(stream, request, sent, request_was_head, deadline),
+        return match router.answer_here(ticket, peer, stream, deadline)? {
+            Some(raw) => whole_response(raw, head.is_head),
+            None => exchange(stream, request, sent, head.is_head, deadline),
         };
     }
     let done = Arc::new(AtomicBool::new(false));
-    router.answer_elsewhere(ticket, Arc::clone(&done), deadline)?;
-    let result = exchange(stream, request, sent, request_was_head, deadline);
+    router.answer_elsewhere(ticket, peer, Arc::clone(&done), deadline)?;
+    let result = exchange(stream, request, sent, head.is_head, deadline);
     done.store(true, SeqCst);
     result
 }
@@ -121,12 +121,15 @@ fn connect(path: &Path) -> io::Result<UnixStream> {
 }
 
 /// The request as the router gets it: HTTP/1.1, the client's end-to-end
-/// headers, who the client is, and the exact length of the body.
-pub fn request_head(head: &Head, peer: SocketAddr, body_len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(head.forward.len() + 80);
+/// headers, its number, and the exact length of the body.
+pub fn request_head(head: &Head, id: u64, body_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.forward.len() + 64);
     out.extend_from_slice(&head.forward);
     // Writing to a Vec cannot fail.
-    let _ = write!(out, "{PEER_HEADER}: {peer}\r\nContent-Length: {body_len}\r\n\r\n");
+    let _ = write!(
+        out,
+        "{REQUEST_HEADER}: {id}\r\nContent-Length: {body_len}\r\n\r\n"
+    );
     out
 }
 
@@ -138,19 +141,18 @@ mod tests {
     #[test]
     fn the_router_gets_a_canonical_request() {
         let text =
-            "POST /sendall HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\nX-Wspush-Peer: 1.2.3.4:5\r\n\
+            "POST /sendall HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\nx-wspush-request: 5\r\n\
                     Connection: keep-alive\r\nExpect: 100-continue\r\nContent-Type: text/plain\r\n\r\n";
         let err = head::parse(text.as_bytes(), 100).unwrap_err();
         assert_eq!(err.status, 400, "chunked in HTTP/1.0");
         let text = text.replace("HTTP/1.0", "HTTP/1.1");
         let head = head::parse(text.as_bytes(), 100).unwrap().unwrap();
         assert_eq!(head.framing, Framing::Chunked);
-        let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
-        let out = String::from_utf8(request_head(&head, peer, 11)).unwrap();
+        let out = String::from_utf8(request_head(&head, 7, 11)).unwrap();
         assert_eq!(
             out,
             "POST /sendall HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\n\
-             X-Wspush-Peer: 127.0.0.1:4000\r\nContent-Length: 11\r\n\r\n"
+             X-Wspush-Request: 7\r\nContent-Length: 11\r\n\r\n"
         );
     }
 }

@@ -27,9 +27,9 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
     "proxy-connection",
 ];
-/// The header the front door tells the router the client's address with
-/// (which also tells which connection's thread the request is for).
-pub const PEER_HEADER: &str = "X-Wspush-Peer";
+/// The header that numbers each request the router gets, so that the thread
+/// that sent it picks it up (`pickup`); a client's own is dropped.
+pub const REQUEST_HEADER: &str = "X-Wspush-Request";
 
 /// How the request's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +118,7 @@ fn forward(method: &str, target: &str, headers: &[httparse::Header]) -> Vec<u8> 
     let kept = || {
         headers
             .iter()
-            .filter(|h| !is_hop_by_hop(h.name) && !h.name.eq_ignore_ascii_case(PEER_HEADER))
+            .filter(|h| !is_hop_by_hop(h.name) && !h.name.eq_ignore_ascii_case(REQUEST_HEADER))
     };
     let size = kept().map(|h| h.name.len() + h.value.len() + 4).sum::<usize>();
     let mut out = Vec::with_capacity(method.len() + target.len() + 12 + size);
@@ -248,7 +248,7 @@ mod tests {
     #[test]
     fn a_plain_request_passes_without_its_hop_by_hop_headers() {
         let text = "POST /sendall?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\
-                    X-Wspush-Peer: 6.6.6.6:1\r\nContent-Type: text/plain\r\n\r\nabcGET";
+                    X-Wspush-Request: 1\r\nContent-Type: text/plain\r\n\r\nabcGET";
         let h = head(text).unwrap().unwrap();
         assert_eq!(h.len, text.len() - "abcGET".len());
         assert_eq!(h.minor, 1);

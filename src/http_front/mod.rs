@@ -43,7 +43,6 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 
 use self::conns::{Admission, Conns};
-pub use self::head::PEER_HEADER;
 use self::refusal::Refusal;
 use self::router::Router;
 pub use self::router::{Routes, TinyHttp};

@@ -1,7 +1,6 @@
 //! Where a connection's thread picks up its own request once tiny_http has
 //! parsed it: from tiny_http's queue, which every side-port request goes
-//! through, each marked with a key of the connection that sent it (the
-//! client's address).
+//! through, each marked with a key of its own (a number).
 //!
 //! One waiting thread at a time takes requests off the queue (the taker); a
 //! request for another waiting thread is left in that thread's place and the
@@ -179,6 +178,13 @@ fn hand_over<K: Eq, T>(waiting: &HashMap<K, Waiter<T>>, leaving: K) {
         .find_map(|(_, w)| w.thread.as_ref());
     if let Some(thread) = next {
         thread.unpark();
+    }
+}
+
+impl<Q: Queue> Ticket<Q> {
+    /// The key of the request it waits for.
+    pub fn key(&self) -> Q::Key {
+        self.id
     }
 }
 

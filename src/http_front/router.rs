@@ -14,23 +14,23 @@ use std::io::{self, Cursor};
 use std::net::SocketAddr;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tiny_http::{Method, Request, Response};
 
 use super::exchange::readable;
-use super::head::PEER_HEADER;
+use super::head::REQUEST_HEADER;
 use super::pickup::{Pickup, Queue, TakeError, Ticket};
 use super::socket_dir::SocketDir;
 use super::workers::Workers;
 
 /// The side port's routes, as the router runs them.
 pub trait Routes: Send + Sync + 'static {
-    /// The response to `request` (whose body it reads as it needs), with a
-    /// `Content-Length`.
-    fn answer(&self, request: &mut Request) -> Response<Cursor<Vec<u8>>>;
+    /// The response to `request` from the client at `peer` (the body is
+    /// read as the route needs it), with a `Content-Length`.
+    fn answer(&self, request: &mut Request, peer: SocketAddr) -> Response<Cursor<Vec<u8>>>;
 }
 
 /// tiny_http on a Unix socket, and the private folder of that socket, which
@@ -55,14 +55,14 @@ impl TinyHttp {
 
 impl Queue for TinyHttp {
     type Item = Request;
-    type Key = SocketAddr;
+    type Key = u64;
 
     fn recv_timeout(&self, timeout: Duration) -> io::Result<Option<Request>> {
         self.server.recv_timeout(timeout)
     }
 
-    fn owner(request: &Request) -> Option<SocketAddr> {
-        let header = request.headers().iter().find(|h| h.field.equiv(PEER_HEADER))?;
+    fn owner(request: &Request) -> Option<u64> {
+        let header = request.headers().iter().find(|h| h.field.equiv(REQUEST_HEADER))?;
         header.value.as_str().parse().ok()
     }
 }
@@ -71,6 +71,8 @@ impl Queue for TinyHttp {
 pub struct Router {
     path: PathBuf,
     pickup: Arc<Pickup<TinyHttp>>,
+    /// The number of the next request sent to tiny_http.
+    next_request: AtomicU64,
     routes: Arc<dyn Routes>,
     workers: Workers,
 }
@@ -80,6 +82,7 @@ impl Router {
         Router {
             path: tiny_http.dir.socket_path(),
             pickup: Arc::new(Pickup::new(tiny_http)),
+            next_request: AtomicU64::new(1),
             routes,
             workers,
         }
@@ -90,10 +93,11 @@ impl Router {
         &self.path
     }
 
-    /// Makes a place for the next request of the connection from `peer`;
-    /// call it before the request is sent.
-    pub fn expect(&self, peer: SocketAddr) -> Ticket<TinyHttp> {
-        self.pickup.expect(peer)
+    /// Makes a place for a request, under a number of its own
+    /// (`Ticket::key`, which the request must carry); call it before the
+    /// request is sent.
+    pub fn expect(&self) -> Ticket<TinyHttp> {
+        self.pickup.expect(self.next_request.fetch_add(1, Relaxed))
     }
 
     /// Picks the ticket's request up (sent whole on `stream`), answers it
@@ -102,6 +106,7 @@ impl Router {
     pub fn answer_here(
         &self,
         ticket: Ticket<TinyHttp>,
+        peer: SocketAddr,
         stream: &UnixStream,
         deadline: Instant,
     ) -> Result<Option<Vec<u8>>, String> {
@@ -111,7 +116,7 @@ impl Router {
             Err(e) => return Err(taking_failed(e)),
         };
         drop(ticket);
-        let response = self.routes.answer(&mut request);
+        let response = self.routes.answer(&mut request, peer);
         Ok(Some(render(request, response)))
     }
 
@@ -121,6 +126,7 @@ impl Router {
     pub fn answer_elsewhere(
         self: &Arc<Self>,
         ticket: Ticket<TinyHttp>,
+        peer: SocketAddr,
         done: Arc<AtomicBool>,
         deadline: Instant,
     ) -> Result<(), String> {
@@ -130,7 +136,7 @@ impl Router {
             drop(ticket);
             match taken {
                 Ok(mut request) if !done.load(SeqCst) => {
-                    let response = router.routes.answer(&mut request);
+                    let response = router.routes.answer(&mut request, peer);
                     let _ = request.respond(response);
                 }
                 Ok(_) | Err(TakeError::Stopped) => {}

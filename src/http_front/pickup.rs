@@ -1,6 +1,6 @@
 //! Where a connection's thread picks up its own request once tiny_http has
 //! parsed it: from tiny_http's queue, which every side-port request goes
-//! through, each marked with a key of its own (a number).
+//! through, each marked with a number of its own (`X-Wspush-Request`).
 //!
 //! One waiting thread at a time takes requests off the queue (the taker); a
 //! request for another waiting thread is left in that thread's place and the
@@ -23,10 +23,10 @@ use parking_lot::Mutex;
 /// router answered by itself, or the request went elsewhere).
 const CHECK_EVERY: Duration = Duration::from_millis(50);
 
-/// A queue of requests, each marked with the connection it came from.
+/// A queue of requests, each marked with a key of its own.
 pub trait Queue: Send + Sync + 'static {
     type Item: Send;
-    /// What tells one waiting connection from another.
+    /// What tells one request from another.
     type Key: Copy + Eq + Hash + Send;
     /// The next item, or `None` if none came within `timeout`.
     fn recv_timeout(&self, timeout: Duration) -> io::Result<Option<Self::Item>>;
@@ -63,7 +63,7 @@ pub struct Pickup<Q: Queue> {
     state: Mutex<State<Q::Key, Q::Item>>,
 }
 
-/// A place for one connection's request; dropping it stops waiting for it.
+/// A place for one request; dropping it stops waiting for it.
 pub struct Ticket<Q: Queue> {
     pickup: Arc<Pickup<Q>>,
     id: Q::Key,
@@ -80,9 +80,9 @@ impl<Q: Queue> Pickup<Q> {
         }
     }
 
-    /// Makes a place for the request of connection `id` (which must have no
-    /// other ticket): call it before the request is sent, so that it is
-    /// never taken before it is expected.
+    /// Makes a place for the request with key `id` (which no other ticket
+    /// has): call it before the request is sent, so that it is never taken
+    /// before it is expected.
     pub fn expect(self: &Arc<Self>, id: Q::Key) -> Ticket<Q> {
         let waiter = Waiter {
             thread: None,
@@ -134,26 +134,35 @@ impl<Q: Queue> Pickup<Q> {
             }
             state.taking = true;
             drop(state);
-            let got = self.queue.recv_timeout(wait);
-            let mut state = self.state.lock();
-            state.taking = false;
-            let item = match got {
-                Ok(Some(item)) => item,
-                Ok(None) => continue,
-                Err(e) => {
-                    hand_over(&state.waiting, id);
-                    return Err(TakeError::Queue(e));
-                }
-            };
-            let owner = Q::owner(&item);
-            if owner == Some(id) {
-                hand_over(&state.waiting, id);
+            if let Some(item) = self.take_off_queue(id, wait)? {
                 return Ok(item);
             }
-            let stray = leave(&mut state.waiting, owner, item);
-            drop(state);
-            drop(stray);
         }
+    }
+
+    /// As the taker: the next item off the queue if it is `id`'s; another's
+    /// is left in its place (or dropped if no one waits for it).
+    fn take_off_queue(&self, id: Q::Key, wait: Duration) -> Result<Option<Q::Item>, TakeError> {
+        let got = self.queue.recv_timeout(wait);
+        let mut state = self.state.lock();
+        state.taking = false;
+        let item = match got {
+            Ok(Some(item)) => item,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                hand_over(&state.waiting, id);
+                return Err(TakeError::Queue(e));
+            }
+        };
+        let owner = Q::owner(&item);
+        if owner == Some(id) {
+            hand_over(&state.waiting, id);
+            return Ok(Some(item));
+        }
+        let stray = leave(&mut state.waiting, owner, item);
+        drop(state);
+        drop(stray);
+        Ok(None)
     }
 }
 

@@ -5,8 +5,9 @@
 //! thread, or a front-door helper) asks `HttpApi` for the answer, found in the
 //! route table (`routes`). A publish request becomes one
 //! `Payload` handed to the publisher (`publish::Publish`: this node's fan-out,
-//! or a relay); everything else reads the registry (`channels`: the channel
-//! list and kicks), the figures or files.
+//! or a relay); `tokens` makes subscribe tokens; everything else reads the
+//! registry (`channels`: the channel list and kicks), the figures or files.
+//! A request's query string is never logged: it may carry a token.
 
 mod body;
 mod channels;
@@ -14,6 +15,7 @@ mod error;
 mod reply;
 mod routes;
 mod static_files;
+mod tokens;
 
 use std::io::Cursor;
 use std::net::SocketAddr;
@@ -23,6 +25,7 @@ use std::sync::Arc;
 use tiny_http::{Request, Response};
 
 use self::reply::Reply;
+pub use self::tokens::TokenMint;
 use crate::http_front::Routes;
 use crate::metrics::Metrics;
 use crate::pods::PodList;
@@ -48,6 +51,8 @@ pub struct HttpContext {
     pub ws_path: &'static str,
     /// `--max-body-bytes`.
     pub max_body: usize,
+    /// `POST /tokens`, with `--subscribe-secret`.
+    pub tokens: Option<TokenMint>,
 }
 
 /// The side port's answers to the requests the front door passes on.
@@ -63,12 +68,12 @@ impl HttpApi {
 
 impl Routes for HttpApi {
     fn answer(&self, request: &mut Request, peer: SocketAddr) -> Response<Cursor<Vec<u8>>> {
-        let reply = routes::answer(request, &self.ctx).unwrap_or_else(|err| {
+        let reply = routes::answer(request, peer, &self.ctx).unwrap_or_else(|err| {
             log::info!(
                 "http {} {} {} from {peer}: {err}",
                 err.status(),
                 request.method(),
-                request.url(),
+                crate::token::strip_query(request.url()),
             );
             Reply::error(&err)
         });

@@ -1,6 +1,8 @@
 //! The side port's route table: for each path, the methods it takes, whether
 //! it needs the token, and its handler. The first matching row answers.
 
+use std::net::SocketAddr;
+
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 use tiny_http::{Method, Request};
@@ -8,7 +10,7 @@ use tiny_http::{Method, Request};
 use super::body::{self, publication};
 use super::error::ApiError;
 use super::reply::Reply;
-use super::{channels, static_files, HttpContext};
+use super::{channels, static_files, tokens, HttpContext};
 use crate::channel::ChannelName;
 use crate::publish::{Health, Payload, Published};
 
@@ -32,6 +34,8 @@ enum Auth {
 
 /// One request as a handler sees it.
 pub(super) struct Call<'a> {
+    /// The client, as the front door saw it.
+    pub(super) peer: SocketAddr,
     pub(super) path: &'a str,
     pub(super) query: &'a str,
     /// What followed a `Prefix` route's prefix.
@@ -108,6 +112,13 @@ static ROUTES: &[Route] = &[
         Auth::Token,
         channels::one,
     ),
+    route(
+        PathMatch::Exact("/tokens"),
+        POST,
+        "POST",
+        Auth::Token,
+        tokens::mint,
+    ),
     route(PathMatch::Exact("/clients"), READ, "GET", Auth::Token, clients),
     route(
         PathMatch::Prefix("/clients/"),
@@ -131,7 +142,7 @@ static ROUTES: &[Route] = &[
 ];
 
 /// Finds the request's route, checks method and token, and runs the handler.
-pub fn answer(request: &mut Request, ctx: &HttpContext) -> Result<Reply, ApiError> {
+pub fn answer(request: &mut Request, peer: SocketAddr, ctx: &HttpContext) -> Result<Reply, ApiError> {
     let url = request.url().to_owned();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let (route, rest) = ROUTES
@@ -152,7 +163,13 @@ pub fn answer(request: &mut Request, ctx: &HttpContext) -> Result<Reply, ApiErro
     if route.auth == Auth::Token {
         authorize(request, ctx.token.as_deref())?;
     }
-    (route.handler)(request, &Call { path, query, rest }, ctx)
+    let call = Call {
+        peer,
+        path,
+        query,
+        rest,
+    };
+    (route.handler)(request, &call, ctx)
 }
 
 /// With a token set, checks `Authorization: Bearer <token>` (the scheme in
@@ -215,6 +232,8 @@ struct ClientInfo {
     channels: Vec<String>,
     /// `echo` (raw frames) or `ws` (envelopes).
     transport: &'static str,
+    /// The `sub` of its subscribe token; `null` without one.
+    user: Option<String>,
 }
 
 fn clients(_: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Result<Reply, ApiError> {
@@ -229,6 +248,7 @@ fn clients(_: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Result<Reply, Ap
             queued: c.outbox.pending(),
             channels: c.subscription.channels.iter().map(|n| n.to_string()).collect(),
             transport: c.transport().as_str(),
+            user: c.user().map(str::to_owned),
         })
         .collect();
     Reply::json(&list)
@@ -276,6 +296,8 @@ fn config_json(_: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Result<Reply
     Reply::json(&serde_json::json!({
         "ws_port": ctx.ws_port,
         "ws_path": ctx.ws_path,
+        // With --subscribe-secret the page gets its tokens from POST /tokens.
+        "subscribe_tokens": ctx.tokens.is_some(),
     }))
 }
 

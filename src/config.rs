@@ -95,7 +95,8 @@ pub struct Config {
     #[arg(long, env = "WSPUSH_FANOUT_THREADS", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub fanout_threads: Option<u16>,
 
-    /// Threads answering HTTP requests on the side port.
+    /// Helper threads routing the side-port requests too large for the router's
+    /// socket (a connection's own thread routes the others).
     #[arg(long, env = "WSPUSH_HTTP_THREADS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub http_threads: u16,
 

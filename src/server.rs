@@ -3,9 +3,9 @@
 //!
 //! Threads: one acceptor and one refuser for the WebSocket port, a reader per
 //! connection (plus a writer while it has a backlog), the pinger, the side
-//! port's accept loop and a thread per side-port connection (`http_front`),
-//! the HTTP workers behind it and, with `--redis`, the cluster's subscriber
-//! and announcer. Each gets a context of its own; one `Stop` ends them all.
+//! port's accept loop, a thread per side-port connection and the helpers
+//! (`http_front`, with tiny_http's own threads behind it) and, with
+//! `--redis`, the cluster's subscriber and announcer. Each gets a context of its own; one `Stop` ends them all.
 //! This file is the only one that knows the cluster exists: to everyone else
 //! it is a `Publish`.
 
@@ -25,7 +25,7 @@ use crate::acceptor::{self, Acceptor};
 use crate::cluster::{self, Cluster, ClusterSettings, ClusterThreads};
 use crate::config::Config;
 use crate::http_api::HttpApi;
-use crate::http_front::{HttpFront, SocketDir};
+use crate::http_front::{HttpFront, Routes};
 use crate::message::GoingAway;
 use crate::metrics::Metrics;
 use crate::pinger;
@@ -64,8 +64,6 @@ pub struct Server {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     cluster: Option<Arc<Cluster>>,
-    /// The side port's router socket folder: removed once the router is gone.
-    router_dir: Option<SocketDir>,
 }
 
 /// The server's own threads, joined at shutdown.
@@ -75,7 +73,6 @@ struct Threads {
     refuser: Option<JoinHandle<()>>,
     pinger: Option<JoinHandle<()>>,
     front: Option<HttpFront>,
-    http: Option<HttpApi>,
     cluster: Option<ClusterThreads>,
 }
 
@@ -116,7 +113,6 @@ impl Server {
             registry: Arc::clone(&core.registry),
             metrics: Arc::clone(&metrics),
             cluster,
-            router_dir: None,
         };
         match server.start_threads(config, bound, &core, publisher, pods, metrics) {
             Ok(()) => {
@@ -148,18 +144,9 @@ impl Server {
             listener,
             http_listener,
             router,
-            router_dir,
             ..
         } = bound;
         let token = self.stop.token();
-        let door = front_door(
-            &config,
-            core,
-            http_listener,
-            router_dir.socket_path(),
-            token.clone(),
-        );
-        self.router_dir = Some(router_dir);
         if let Some(cluster) = &self.cluster {
             self.threads.cluster = Some(cluster.start(&core.spawner, &token)?);
             cluster.wait_up(cluster::STARTUP_WAIT);
@@ -179,7 +166,7 @@ impl Server {
             pinger_context(&config, core, token.clone()),
             &core.spawner,
         )?);
-        let http = Arc::new(http_context(
+        let routes = HttpApi::new(http_context(
             &config,
             core,
             publisher,
@@ -187,11 +174,10 @@ impl Server {
             metrics,
             self.ws_addr,
         ));
-        let (api, started) = HttpApi::start(router, config.http_threads, http, &core.spawner, &token);
-        self.threads.http = Some(api);
-        started?;
-        self.threads.front = Some(HttpFront::start(door)?);
-        Ok(())
+        let router = (router, Arc::new(routes) as Arc<dyn Routes>);
+        let (front, started) = HttpFront::start(front_door(&config, core, http_listener, router, token));
+        self.threads.front = Some(front);
+        started
     }
 
     /// With `--redis`: the line printed at startup after the listening line,
@@ -260,17 +246,12 @@ impl Server {
         for thread in [threads.refuser, threads.pinger].into_iter().flatten() {
             let _ = thread.join();
         }
-        // The front door before the router behind it, so the requests it has
-        // under way are answered.
+        // The front door answers the requests it has under way, then lets
+        // go of the router behind it (tiny_http, then its socket's folder).
         if let Some(front) = threads.front {
             let _ = TcpStream::connect_timeout(&reachable(self.http_addr), Duration::from_secs(1));
             front.join();
         }
-        if let Some(http) = threads.http {
-            http.join();
-        }
-        // The router is gone: its socket (which its `Drop` used) may go too.
-        self.router_dir = None;
         if let Some(cluster) = threads.cluster {
             cluster.join();
         }

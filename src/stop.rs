@@ -4,8 +4,8 @@
 //! sends on. A thread holds a `StopToken` and, as suits its loop, polls the
 //! flag, puts `token.channel()` in a `select!` (a dropped sender makes that
 //! arm ready at once), or waits on it with a timeout. Threads blocked in a
-//! system call (an `accept`, tiny_http's `recv`) are woken by their owner
-//! after `stop` (a connection of its own, `unblock`).
+//! system call (an `accept`, a read) are woken by their owner after `stop`
+//! (a connection of its own, a shutdown of their socket).
 
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;

@@ -23,10 +23,13 @@ const FAILURE_LOG_WINDOW: Duration = Duration::from_secs(5);
 /// Stack of a fan-out shard: it only makes non-blocking sends and queue pushes.
 const SHARD_STACK: usize = 128 * 1024;
 /// Stack of a side-port connection's thread: a request head's 100 parsed
-/// fields and a few locals (buffers are on the heap). Fixed rather than
+/// fields, and the route that answers it (a publish with its fan-out, a
+/// relay to Redis, a JSON answer; buffers are on the heap). Every side-port
+/// test passes on a debug build with 64 KiB (40 KiB overflows in the
+/// cluster's publish): 256 KiB leaves four times that. Fixed rather than
 /// `--reader-stack-kib`, so that a WebSocket setting too small for the front
 /// door's parsing cannot take the side port (and with it publishing) down.
-const HTTP_CONN_STACK: usize = 128 * 1024;
+const HTTP_CONN_STACK: usize = 256 * 1024;
 
 /// What a thread does, which decides its stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +40,9 @@ pub enum Role {
     Writer,
     /// Helps one broadcast offer to a share of the clients.
     Shard,
-    /// Reads, checks and relays one side-port connection's requests (`http_front`).
+    /// Reads, checks and routes one side-port connection's requests (`http_front`).
     HttpConn,
-    /// The acceptors of both ports, the refuser, pinger, HTTP workers and cluster threads.
+    /// The acceptors of both ports, the refuser, pinger, side-port helpers and cluster threads.
     Service,
 }
 

@@ -1,8 +1,9 @@
 //! The HTTP side port: publishing, client and server status, and the page.
 //!
-//! A small pool of threads takes requests from one `tiny_http` server, which
-//! gets only requests the front door (`http_front`) read and checked, and
-//! looks each up in the route table (`routes`). A publish request becomes one
+//! The front door (`http_front`) reads and checks each request, tiny_http
+//! parses it again, and the thread that routes it (the request's connection
+//! thread, or a front-door helper) asks `HttpApi` for the answer, found in the
+//! route table (`routes`). A publish request becomes one
 //! `Payload` handed to the publisher (`publish::Publish`: this node's fan-out,
 //! or a relay); `tokens` makes subscribe tokens; everything else reads the
 //! registry (`channels`: the channel list and kicks), the figures or files.
@@ -16,20 +17,21 @@ mod routes;
 mod static_files;
 mod tokens;
 
+use std::io::Cursor;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread::JoinHandle;
+
+use tiny_http::{Request, Response};
 
 use self::reply::Reply;
 pub use self::tokens::TokenMint;
-use crate::http_front::PEER_HEADER;
+use crate::http_front::Routes;
 use crate::metrics::Metrics;
 use crate::pods::PodList;
 use crate::publish::Publish;
 use crate::registry::Registry;
 use crate::stats::Stats;
-use crate::stop::StopToken;
-use crate::threads::{Role, ThreadSpawner};
 
 /// What the side port's handlers read.
 pub struct HttpContext {
@@ -53,74 +55,28 @@ pub struct HttpContext {
     pub tokens: Option<TokenMint>,
 }
 
-/// The running side port: its threads and the server they read from.
+/// The side port's answers to the requests the front door passes on.
 pub struct HttpApi {
-    server: Arc<tiny_http::Server>,
-    workers: Vec<JoinHandle<()>>,
+    ctx: HttpContext,
 }
 
 impl HttpApi {
-    /// Starts `threads` workers answering requests from `server` until `stop`.
-    /// If one cannot start, the error comes with the ones that did: join them
-    /// once the stop is given.
-    pub fn start(
-        server: tiny_http::Server,
-        threads: u16,
-        ctx: Arc<HttpContext>,
-        spawner: &ThreadSpawner,
-        stop: &StopToken,
-    ) -> (HttpApi, std::io::Result<()>) {
-        let mut api = HttpApi {
-            server: Arc::new(server),
-            workers: Vec::new(),
-        };
-        for n in 0..threads {
-            let (server, ctx, stop) = (Arc::clone(&api.server), Arc::clone(&ctx), stop.clone());
-            let worker = spawner.spawn(Role::Service, format!("http-{n}"), move || {
-                serve(&server, &ctx, &stop);
-            });
-            match worker {
-                Ok(worker) => api.workers.push(worker),
-                Err(e) => return (api, Err(e)),
-            }
-        }
-        (api, Ok(()))
-    }
-
-    /// Waits for the workers to finish the requests they have (call after the stop).
-    pub fn join(self) {
-        // Each worker may be blocked in `recv`: one wake-up each.
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for worker in self.workers {
-            let _ = worker.join();
-        }
+    pub fn new(ctx: HttpContext) -> HttpApi {
+        HttpApi { ctx }
     }
 }
 
-fn serve(server: &tiny_http::Server, ctx: &HttpContext, stop: &StopToken) {
-    while !stop.is_stopped() {
-        let mut request = match server.recv() {
-            Ok(request) => request,
-            Err(e) => {
-                if !stop.is_stopped() {
-                    log::warn!("http: receiving a request failed: {e}");
-                }
-                continue;
-            }
-        };
-        let reply = routes::answer(&mut request, ctx).unwrap_or_else(|err| {
+impl Routes for HttpApi {
+    fn answer(&self, request: &mut Request, peer: SocketAddr) -> Response<Cursor<Vec<u8>>> {
+        let reply = routes::answer(request, peer, &self.ctx).unwrap_or_else(|err| {
             log::info!(
-                "http {} {} {} from {}: {err}",
+                "http {} {} {} from {peer}: {err}",
                 err.status(),
                 request.method(),
                 crate::token::strip_query(request.url()),
-                // The front door says who the client is: the router sees only its Unix socket.
-                body::header(&request, PEER_HEADER).unwrap_or_else(|| "?".to_owned())
             );
             Reply::error(&err)
         });
-        reply.send(request);
+        reply.into_response()
     }
 }

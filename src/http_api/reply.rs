@@ -1,6 +1,8 @@
 //! What a side-port handler answers, and how it goes on the wire.
 
-use tiny_http::{Header, Request, Response, StatusCode};
+use std::io::Cursor;
+
+use tiny_http::{Header, Response, StatusCode};
 
 use super::error::ApiError;
 use crate::http_error::error_json;
@@ -52,9 +54,9 @@ impl Reply {
         reply
     }
 
-    /// Sends the reply; a client that hung up meanwhile is no error of ours.
-    pub fn send(self, request: Request) {
-        // Always a Content-Length, never chunked: the front door relays one whole response.
+    /// The reply as tiny_http writes it: always with a Content-Length, never
+    /// chunked, since the front door relays one whole response.
+    pub fn into_response(self) -> Response<Cursor<Vec<u8>>> {
         let mut response = Response::from_data(self.body)
             .with_status_code(StatusCode(self.status))
             .with_chunked_threshold(usize::MAX);
@@ -66,6 +68,6 @@ impl Reply {
                 response.add_header(h);
             }
         }
-        let _ = request.respond(response);
+        response
     }
 }

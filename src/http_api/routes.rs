@@ -1,6 +1,8 @@
 //! The side port's route table: for each path, the methods it takes, whether
 //! it needs the token, and its handler. The first matching row answers.
 
+use std::net::SocketAddr;
+
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 use tiny_http::{Method, Request};
@@ -32,6 +34,8 @@ enum Auth {
 
 /// One request as a handler sees it.
 pub(super) struct Call<'a> {
+    /// The client, as the front door saw it.
+    pub(super) peer: SocketAddr,
     pub(super) path: &'a str,
     pub(super) query: &'a str,
     /// What followed a `Prefix` route's prefix.
@@ -138,7 +142,7 @@ static ROUTES: &[Route] = &[
 ];
 
 /// Finds the request's route, checks method and token, and runs the handler.
-pub fn answer(request: &mut Request, ctx: &HttpContext) -> Result<Reply, ApiError> {
+pub fn answer(request: &mut Request, peer: SocketAddr, ctx: &HttpContext) -> Result<Reply, ApiError> {
     let url = request.url().to_owned();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let (route, rest) = ROUTES
@@ -159,7 +163,13 @@ pub fn answer(request: &mut Request, ctx: &HttpContext) -> Result<Reply, ApiErro
     if route.auth == Auth::Token {
         authorize(request, ctx.token.as_deref())?;
     }
-    (route.handler)(request, &Call { path, query, rest }, ctx)
+    let call = Call {
+        peer,
+        path,
+        query,
+        rest,
+    };
+    (route.handler)(request, &call, ctx)
 }
 
 /// With a token set, checks `Authorization: Bearer <token>` (the scheme in

@@ -16,12 +16,11 @@ use std::time::SystemTime;
 use prometheus_client::metrics::counter::Counter;
 use tiny_http::Request;
 
-use super::body::{header, read_body};
+use super::body::read_body;
 use super::error::ApiError;
 use super::reply::Reply;
 use super::routes::Call;
 use super::HttpContext;
-use crate::http_front::PEER_HEADER;
 use crate::token::{MintRequest, Minter, Pattern, Patterns, TOKEN_PARAM};
 
 /// What `POST /tokens` needs: the minter, and where the public port is.
@@ -45,7 +44,7 @@ impl TokenMint {
 }
 
 /// `POST /tokens`: `{"token","expires","ws_url","sse_url"}`.
-pub(super) fn mint(request: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Result<Reply, ApiError> {
+pub(super) fn mint(request: &mut Request, call: &Call<'_>, ctx: &HttpContext) -> Result<Reply, ApiError> {
     let Some(mint) = &ctx.tokens else {
         return Err(ApiError::NotFound(
             "no --subscribe-secret is set, so subscribing is open to anyone and there are no tokens to make"
@@ -72,7 +71,7 @@ pub(super) fn mint(request: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Re
     answer["sse_url"] = url("http", "events").into();
     log::info!(
         "http POST /tokens from {}: a token for {} on {}, until {}",
-        header(request, PEER_HEADER).unwrap_or_else(|| "?".to_owned()),
+        call.peer,
         asked
             .sub
             .as_deref()

@@ -2,17 +2,20 @@
 //! checked, routed, and answered before the next one is looked at, so
 //! pipelined requests run in the order they were sent.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
+
 use super::backend::Backend;
 use super::body::{self, BodyError};
-use super::conns::{Phase, Slot};
+use super::conns::{Conns, Phase, Slot};
 use super::head::{self, Head, MAX_HEAD_BYTES};
 use super::inbound::{Inbound, ReadError, Source};
 use super::refusal::Refusal;
+use super::timed::TimedStream;
 use super::Context;
 
 /// How long a closing connection keeps reading what the client still sends,
@@ -23,7 +26,7 @@ const LINGER_BYTES: usize = 1 << 20;
 
 /// The client's socket; reads stop once the connection is evicted.
 struct Client {
-    stream: TcpStream,
+    stream: TimedStream,
     slot: Arc<Slot>,
 }
 
@@ -46,34 +49,42 @@ enum End {
     Gone(String),
 }
 
-/// Takes the connection out of the table when its thread ends, however it ends.
-struct Leave<'a> {
-    ctx: &'a Context,
-    slot: &'a Slot,
+/// Takes the connection out of the table when its thread ends, however it
+/// ends: after the thread has let go of the context (and with it the
+/// router), so that once the table is empty, the router can be dropped.
+struct Leave {
+    conns: Arc<Conns>,
+    ended: Counter,
+    slot: Arc<Slot>,
 }
 
-impl Drop for Leave<'_> {
+impl Drop for Leave {
     fn drop(&mut self) {
-        self.ctx.conns.remove(self.slot);
-        self.ctx.ended.inc();
+        self.conns.remove(&self.slot);
+        self.ended.inc();
     }
 }
 
 /// Serves one connection until it closes.
 pub fn run(stream: TcpStream, peer: SocketAddr, slot: Arc<Slot>, ctx: Arc<Context>) {
     let _leave = Leave {
-        ctx: &ctx,
-        slot: &slot,
+        conns: Arc::clone(&ctx.conns),
+        ended: ctx.ended.clone(),
+        slot: Arc::clone(&slot),
     };
+    serve(stream, peer, slot, ctx);
+}
+
+fn serve(stream: TcpStream, peer: SocketAddr, slot: Arc<Slot>, ctx: Arc<Context>) {
     let _ = stream.set_nodelay(true);
     let mut inbound = Inbound::new(Client {
-        stream,
+        stream: TimedStream::new(stream),
         slot: Arc::clone(&slot),
     });
-    let mut backend = Backend::new(Arc::clone(&ctx.router));
+    let mut backend = Backend::new(Arc::clone(&ctx.router), peer);
     let mut since = Instant::now();
     let end = loop {
-        match serve_one(&mut inbound, &mut backend, peer, since, &ctx) {
+        match serve_one(&mut inbound, &mut backend, since, &ctx) {
             Ok(Some(answered)) => {
                 // The wait on the client goes on from when its response began
                 // to be written; the next head's deadline counts from now.
@@ -98,7 +109,12 @@ fn finish(end: End, inbound: &mut Inbound<Client>, peer: SocketAddr, ctx: &Conte
             ctx.stats.http_requests_rejected.inc();
             log::info!("http {} from {peer}: {}", refusal.status, refusal.reason);
             let deadline = Instant::now() + ctx.settings.write_timeout;
-            if write_before(&inbound.source().stream, &refusal.response(), deadline).is_ok() {
+            if inbound
+                .source()
+                .stream
+                .write_before(&refusal.response(), deadline)
+                .is_ok()
+            {
                 linger(inbound);
             }
         }
@@ -110,11 +126,11 @@ fn finish(end: End, inbound: &mut Inbound<Client>, peer: SocketAddr, ctx: &Conte
                     408,
                     "closed to make room for another connection: send requests faster",
                 );
-                let stream = &inbound.source().stream;
+                let stream = inbound.source().stream.stream();
                 let _ = stream.set_nonblocking(true);
                 let _ = (&*stream).write(&refusal.response());
             }
-            let _ = inbound.source().stream.shutdown(Shutdown::Both);
+            let _ = inbound.source().stream.stream().shutdown(Shutdown::Both);
         }
         End::Gone(why) => {
             log::debug!("http connection from {peer} ends: {why}");
@@ -128,7 +144,6 @@ fn finish(end: End, inbound: &mut Inbound<Client>, peer: SocketAddr, ctx: &Conte
 fn serve_one(
     inbound: &mut Inbound<Client>,
     backend: &mut Backend,
-    peer: SocketAddr,
     since: Instant,
     ctx: &Context,
 ) -> Result<Option<Instant>, End> {
@@ -140,17 +155,16 @@ fn serve_one(
         return Err(End::Evicted { mid_request: true });
     }
     let answer = backend
-        .route(&head, peer, &body, head.keep_alive)
+        .route(&head, &body, head.keep_alive)
         .map_err(|e| End::Refused(Refusal::new(502, format!("the side port's router failed: {e}"))))?;
     drop(body);
     let answered = Instant::now();
     ctx.conns.set_phase(slot, Phase::Writing(answered));
-    write_before(
-        &inbound.source().stream,
-        &answer.bytes,
-        answered + settings.write_timeout,
-    )
-    .map_err(|e| End::Gone(format!("writing the {} response: {e}", answer.status)))?;
+    inbound
+        .source()
+        .stream
+        .write_before(&answer.bytes, answered + settings.write_timeout)
+        .map_err(|e| End::Gone(format!("writing the {} response: {e}", answer.status)))?;
     Ok(head.keep_alive.then_some(answered))
 }
 
@@ -207,12 +221,11 @@ fn read_body(inbound: &mut Inbound<Client>, head: &Head, ctx: &Context) -> Resul
     let settings = &ctx.settings;
     if head.expects_continue && inbound.unread().is_empty() {
         let deadline = Instant::now() + settings.write_timeout;
-        write_before(
-            &inbound.source().stream,
-            b"HTTP/1.1 100 Continue\r\n\r\n",
-            deadline,
-        )
-        .map_err(|e| End::Gone(format!("writing 100 Continue: {e}")))?;
+        inbound
+            .source()
+            .stream
+            .write_before(b"HTTP/1.1 100 Continue\r\n\r\n", deadline)
+            .map_err(|e| End::Gone(format!("writing 100 Continue: {e}")))?;
     }
     let deadline = Instant::now() + settings.body_timeout;
     match body::read(inbound, head.framing, settings.max_body, deadline) {
@@ -236,28 +249,9 @@ fn ended(e: ReadError, mid_request: bool, doing: &str, slot: &Slot) -> End {
     }
 }
 
-/// Writes all of `bytes` before `deadline`.
-fn write_before(mut stream: &TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
-    while !bytes.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        stream.set_write_timeout(Some(left.max(Duration::from_micros(1))))?;
-        match stream.write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// Closes our side, then reads what the client still sends until it closes
 /// too (bounded in time and bytes), so our last response is not reset.
 fn linger(inbound: &mut Inbound<Client>) {
-    let _ = inbound.source().stream.shutdown(Shutdown::Write);
+    let _ = inbound.source().stream.stream().shutdown(Shutdown::Write);
     inbound.drain(LINGER_BYTES, Instant::now() + LINGER);
 }

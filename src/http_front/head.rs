@@ -27,8 +27,9 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
     "proxy-connection",
 ];
-/// The header the front door tells the router the client's address with.
-pub const PEER_HEADER: &str = "X-Wspush-Peer";
+/// The header that numbers each request the router gets, so that the thread
+/// that sent it picks it up (`pickup`); a client's own is dropped.
+pub const REQUEST_HEADER: &str = "X-Wspush-Request";
 
 /// How the request's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +45,14 @@ pub enum Framing {
 pub struct Head {
     /// Bytes of the head, its blank line included.
     pub len: usize,
-    /// The method, as sent.
-    pub method: String,
-    /// The request target, as sent.
-    pub target: String,
+    /// What of it goes on to the router: the request line (as HTTP/1.1), then
+    /// the client's end-to-end header fields (no hop-by-hop ones), each line
+    /// ending in CRLF; copied once, checked ASCII.
+    pub forward: Vec<u8>,
+    /// A HEAD request: its response has no body.
+    pub is_head: bool,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor: u8,
-    /// The client's headers that go on to the router (no hop-by-hop ones).
-    pub end_to_end: Vec<(String, String)>,
     /// Where the body ends.
     pub framing: Framing,
     /// `Expect: 100-continue` on HTTP/1.1.
@@ -61,11 +62,6 @@ pub struct Head {
 }
 
 impl Head {
-    /// A HEAD request: its response has no body.
-    pub fn is_head(&self) -> bool {
-        self.method == "HEAD"
-    }
-
     /// The request has a body to read.
     pub fn has_body(&self) -> bool {
         self.framing != Framing::Length(0)
@@ -108,18 +104,33 @@ pub fn parse(buf: &[u8], max_body: usize) -> Result<Option<Head>, Refusal> {
     let headers = request.headers;
     Ok(Some(Head {
         len,
-        method: method.to_owned(),
-        target: target.to_owned(),
+        forward: forward(method, target, headers),
+        is_head: method == "HEAD",
         minor,
         framing: framing(headers, minor, max_body)?,
         expects_continue: expects_continue(headers, minor)?,
         keep_alive: keep_alive(headers, minor),
-        end_to_end: headers
-            .iter()
-            .filter(|h| !is_hop_by_hop(h.name) && !h.name.eq_ignore_ascii_case(PEER_HEADER))
-            .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
-            .collect(),
     }))
+}
+
+/// The request line as HTTP/1.1 and the end-to-end fields, in one buffer.
+fn forward(method: &str, target: &str, headers: &[httparse::Header]) -> Vec<u8> {
+    let kept = || {
+        headers
+            .iter()
+            .filter(|h| !is_hop_by_hop(h.name) && !h.name.eq_ignore_ascii_case(REQUEST_HEADER))
+    };
+    let size = kept().map(|h| h.name.len() + h.value.len() + 4).sum::<usize>();
+    let mut out = Vec::with_capacity(method.len() + target.len() + 12 + size);
+    for part in [method.as_bytes(), b" ", target.as_bytes(), b" HTTP/1.1\r\n"] {
+        out.extend_from_slice(part);
+    }
+    for h in kept() {
+        for part in [h.name.as_bytes(), b": ", h.value, b"\r\n"] {
+            out.extend_from_slice(part);
+        }
+    }
+    out
 }
 
 fn too_large() -> Refusal {
@@ -237,17 +248,16 @@ mod tests {
     #[test]
     fn a_plain_request_passes_without_its_hop_by_hop_headers() {
         let text = "POST /sendall?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\
-                    X-Wspush-Peer: 6.6.6.6:1\r\nContent-Type: text/plain\r\n\r\nabcGET";
+                    X-Wspush-Request: 1\r\nContent-Type: text/plain\r\n\r\nabcGET";
         let h = head(text).unwrap().unwrap();
         assert_eq!(h.len, text.len() - "abcGET".len());
-        assert_eq!(
-            (h.method.as_str(), h.target.as_str(), h.minor),
-            ("POST", "/sendall?x=1", 1)
-        );
+        assert_eq!(h.minor, 1);
         assert_eq!(h.framing, Framing::Length(3));
-        assert!(h.keep_alive && !h.expects_continue);
-        let names: Vec<&str> = h.end_to_end.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["Host", "Content-Type"]);
+        assert!(h.keep_alive && !h.expects_continue && !h.is_head);
+        assert_eq!(
+            String::from_utf8(h.forward).unwrap(),
+            "POST /sendall?x=1 HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n"
+        );
     }
 
     #[test]

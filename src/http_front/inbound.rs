@@ -5,9 +5,8 @@
 //! `MAX_BUFFERED` bytes: a request head, or what a client pipelined after
 //! one; bodies are read past it, straight into their own vector.
 
-use std::io::{self, Read};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::io;
+use std::time::Instant;
 
 /// The most bytes kept between requests (one request head at most).
 pub const MAX_BUFFERED: usize = 16 * 1024;
@@ -33,32 +32,14 @@ pub trait Source {
     fn read_before(&mut self, buf: &mut [u8], deadline: Instant) -> Result<usize, ReadError>;
 }
 
-impl Source for TcpStream {
-    fn read_before(&mut self, buf: &mut [u8], deadline: Instant) -> Result<usize, ReadError> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(ReadError::TimedOut);
-            }
-            // A zero timeout would mean "none"; the smallest real one is 1 µs.
-            self.set_read_timeout(Some(left.max(Duration::from_micros(1))))
-                .map_err(ReadError::Io)?;
-            match self.read(buf) {
-                Ok(0) => return Err(ReadError::Closed),
-                Ok(n) => return Ok(n),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ReadError::Io(e)),
-            }
-        }
-    }
-}
-
 /// A client's unread bytes and the source they come from.
 pub struct Inbound<S> {
     source: S,
+    /// Zeroed once as it grows, then read into again and again: bytes
+    /// `start..end` are the unread ones.
     buf: Vec<u8>,
     start: usize,
+    end: usize,
 }
 
 impl<S: Source> Inbound<S> {
@@ -68,6 +49,7 @@ impl<S: Source> Inbound<S> {
             source,
             buf: Vec::new(),
             start: 0,
+            end: 0,
         }
     }
 
@@ -78,17 +60,17 @@ impl<S: Source> Inbound<S> {
 
     /// The bytes received and not yet used.
     pub fn unread(&self) -> &[u8] {
-        &self.buf[self.start..]
+        &self.buf[self.start..self.end]
     }
 
     /// Marks `n` buffered bytes as used.
     pub fn consume(&mut self, n: usize) {
-        self.start = self.start.saturating_add(n).min(self.buf.len());
-        if self.start == self.buf.len() {
-            self.buf.clear();
+        self.start = self.start.saturating_add(n).min(self.end);
+        if self.start == self.end {
             self.start = 0;
-            // An idle keep-alive connection keeps no buffer.
-            if self.buf.capacity() > READ_CHUNK {
+            self.end = 0;
+            // An idle keep-alive connection keeps no more than one read's buffer.
+            if self.buf.len() > READ_CHUNK {
                 self.buf = Vec::new();
             }
         }
@@ -97,18 +79,20 @@ impl<S: Source> Inbound<S> {
     /// Reads more into the buffer; false when it already holds `MAX_BUFFERED` bytes.
     pub fn fill(&mut self, deadline: Instant) -> Result<bool, ReadError> {
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
-        let room = MAX_BUFFERED - self.buf.len().min(MAX_BUFFERED);
-        if room == 0 {
+        if self.end >= MAX_BUFFERED {
             return Ok(false);
         }
-        let old = self.buf.len();
-        self.buf.resize(old + room.min(READ_CHUNK), 0);
-        let got = self.source.read_before(&mut self.buf[old..], deadline);
-        self.buf.truncate(old + *got.as_ref().unwrap_or(&0));
-        got.map(|_| true)
+        // Into the room the buffer has, or a chunk more.
+        if self.buf.len() == self.end {
+            self.buf.resize((self.end + READ_CHUNK).min(MAX_BUFFERED), 0);
+        }
+        let got = self.source.read_before(&mut self.buf[self.end..], deadline)?;
+        self.end += got;
+        Ok(true)
     }
 
     /// The next line without its CRLF, if it has at most `max` bytes (`None`: it has more).
@@ -214,6 +198,8 @@ impl Source for Canned {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn soon() -> Instant {
@@ -257,6 +243,23 @@ mod tests {
         let mut inbound = Inbound::new(Canned::new(&[&big]));
         while inbound.fill(soon()).unwrap() {}
         assert_eq!(inbound.unread().len(), MAX_BUFFERED);
+    }
+
+    #[test]
+    fn the_buffer_is_kept_between_requests_and_compacted_in_place() {
+        let mut inbound = Inbound::new(Canned::new(&[
+            b"GET / HTTP/1.1\r\n\r\nGE",
+            b"T /x HTTP/1.1\r\n\r\n",
+        ]));
+        assert!(inbound.fill(soon()).unwrap());
+        let at = inbound.buf.as_ptr();
+        inbound.consume(18);
+        assert_eq!(inbound.unread(), b"GE");
+        assert!(inbound.fill(soon()).unwrap());
+        assert_eq!(inbound.unread(), b"GET /x HTTP/1.1\r\n\r\n");
+        inbound.consume(usize::MAX);
+        assert!(inbound.unread().is_empty());
+        assert_eq!(inbound.buf.as_ptr(), at, "the same buffer throughout");
     }
 
     #[test]

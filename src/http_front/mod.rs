@@ -5,29 +5,37 @@
 //! sees only requests that passed here: a head within its size and time
 //! limits (`head`), a body read in full (`body`), then one canonical HTTP/1.1
 //! request with an exact `Content-Length` (`backend`). A connection's thread
-//! (`conn`) handles its requests one after another. At most
-//! `--http-max-connections` are open; at the cap the one that has waited on
-//! its client the longest makes room, or the new one gets 503 (`conns`).
+//! (`conn`) handles its requests one after another, and routes each itself:
+//! it picks the request up from tiny_http's queue and runs the routes on it
+//! (`router`, `pickup`), then relays tiny_http's response (`exchange`,
+//! `response`); helper threads take the part of an exchange too large for one
+//! thread (`workers`). At most `--http-max-connections` are open; at the cap
+//! the one that has waited on its client the longest makes room, or the new
+//! one gets 503 (`conns`).
 //!
 //! Its threads are started by the server's `ThreadSpawner` (a connection's
 //! with the fixed stack of `Role::HttpConn`) and end on the server's `Stop`:
 //! the accept loop checks it after each accept (shutdown wakes it with a
 //! connection of its own), and `HttpFront::join` then shuts the open
-//! connections down, which ends their threads.
+//! connections down, which ends their threads, and ends the helpers.
 
 mod backend;
 mod body;
 mod conn;
 mod conns;
+mod exchange;
 mod head;
 mod inbound;
+mod pickup;
 mod refusal;
+mod response;
+mod router;
 mod socket_dir;
+mod timed;
+mod workers;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -35,9 +43,10 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 
 use self::conns::{Admission, Conns};
-pub use self::head::PEER_HEADER;
 use self::refusal::Refusal;
-pub use self::socket_dir::SocketDir;
+use self::router::Router;
+pub use self::router::{Routes, TinyHttp};
+use self::workers::WorkerThreads;
 use crate::accept::accept_until_stopped;
 use crate::config::Config;
 use crate::stats::Stats;
@@ -62,6 +71,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// `--http-evict-after`.
     pub evict_after: Duration,
+    /// `--http-threads`.
+    pub helpers: u16,
 }
 
 impl Settings {
@@ -74,6 +85,7 @@ impl Settings {
             max_body: config.max_body_bytes,
             max_connections: config.http_max_connections as usize,
             evict_after: config.http_evict_after,
+            helpers: config.http_threads,
         }
     }
 }
@@ -82,8 +94,10 @@ impl Settings {
 pub struct FrontDoor {
     /// The side port.
     pub listener: TcpListener,
-    /// The router's Unix socket (`router`).
-    pub router: PathBuf,
+    /// tiny_http, which parses every request again (`router`).
+    pub router: TinyHttp,
+    /// What answers the requests tiny_http parses.
+    pub routes: Arc<dyn Routes>,
     pub settings: Settings,
     pub stats: Arc<Stats>,
     /// Starts the accept loop and a thread per connection (`Role::HttpConn`).
@@ -97,9 +111,9 @@ pub struct FrontDoor {
 /// What every connection thread reads.
 struct Context {
     settings: Settings,
-    conns: Conns,
+    conns: Arc<Conns>,
     stats: Arc<Stats>,
-    router: Arc<PathBuf>,
+    router: Arc<Router>,
     spawner: ThreadSpawner,
     ended: Counter,
 }
@@ -107,57 +121,68 @@ struct Context {
 /// The running front door.
 pub struct HttpFront {
     ctx: Arc<Context>,
-    accept: JoinHandle<()>,
-}
-
-/// The side port's router: tiny_http on a Unix socket in a fresh private
-/// folder, which must outlive it (its `Drop` wakes its accept thread through
-/// that socket).
-pub fn router() -> Result<(SocketDir, tiny_http::Server), String> {
-    let dir = SocketDir::create().map_err(|e| format!("cannot create the router's folder: {e}"))?;
-    let path = dir.socket_path();
-    let listener =
-        UnixListener::bind(&path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
-    let server = tiny_http::Server::from_listener(listener, None).map_err(|e| e.to_string())?;
-    Ok((dir, server))
+    accept: Option<JoinHandle<()>>,
+    helpers: WorkerThreads,
 }
 
 impl HttpFront {
-    /// Serves the side port, sending checked requests to the router, until the stop.
-    pub fn start(door: FrontDoor) -> io::Result<HttpFront> {
+    /// Serves the side port, sending checked requests to the router, until
+    /// the stop. If a thread cannot start, the error comes with the front
+    /// door: join it once the stop is given.
+    pub fn start(door: FrontDoor) -> (HttpFront, io::Result<()>) {
         let FrontDoor {
             listener,
             router,
+            routes,
             settings,
             stats,
             spawner,
             stop,
             ended,
         } = door;
+        let (workers, helpers, started) = workers::start(settings.helpers, &spawner);
         let ctx = Arc::new(Context {
-            conns: Conns::new(settings.max_connections, settings.evict_after),
+            conns: Arc::new(Conns::new(settings.max_connections, settings.evict_after)),
             settings,
             stats,
-            router: Arc::new(router),
+            router: Arc::new(Router::new(router, routes, workers)),
             spawner,
             ended,
         });
-        let for_loop = Arc::clone(&ctx);
-        let accept = ctx.spawner.spawn(Role::Service, "http-accept".into(), move || {
+        let mut front = HttpFront {
+            ctx: Arc::clone(&ctx),
+            accept: None,
+            helpers,
+        };
+        if let Err(e) = started {
+            return (front, Err(e));
+        }
+        let spawner = ctx.spawner.clone();
+        let accept = spawner.spawn(Role::Service, "http-accept".into(), move || {
             accept_until_stopped(&listener, &stop, "side port", |stream, peer| {
-                admit(stream, peer, &for_loop);
+                admit(stream, peer, &ctx);
             });
-        })?;
-        Ok(HttpFront { ctx, accept })
+        });
+        match accept {
+            Ok(accept) => {
+                front.accept = Some(accept);
+                (front, Ok(()))
+            }
+            Err(e) => (front, Err(e)),
+        }
     }
 
     /// After the stop, once the accept loop has been woken: waits for it,
-    /// shuts every open connection down and waits for their threads.
+    /// shuts every open connection down and waits for their threads, then
+    /// ends the helpers.
     pub fn join(self) {
-        let _ = self.accept.join();
+        if let Some(accept) = self.accept {
+            let _ = accept.join();
+        }
         if !self.ctx.conns.close_all(STOP_GRACE) {
             log::warn!("some side-port connections did not end within {STOP_GRACE:?}");
         }
+        self.helpers.join();
     }
 }
 

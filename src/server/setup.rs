@@ -3,7 +3,6 @@
 //! settings are made in `server.rs`, the one file that knows the cluster.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 
@@ -17,7 +16,7 @@ use crate::client::OutboxConfig;
 use crate::config::Config;
 use crate::history::HistoryLimits;
 use crate::http_api::{HttpContext, TokenMint};
-use crate::http_front::{self, FrontDoor, SocketDir};
+use crate::http_front::{self, FrontDoor, Routes, TinyHttp};
 use crate::join::JoinContext;
 use crate::limits::Ceilings;
 use crate::message::GoingAway;
@@ -47,9 +46,7 @@ pub(super) struct Bound {
     pub(super) ws_addr: SocketAddr,
     pub(super) http_listener: TcpListener,
     pub(super) http_addr: SocketAddr,
-    pub(super) router: tiny_http::Server,
-    /// The router's socket folder; it must outlive the router.
-    pub(super) router_dir: SocketDir,
+    pub(super) router: TinyHttp,
 }
 
 /// What every part shares: counters, clients, the fan-out and the thread spawner.
@@ -190,12 +187,13 @@ pub(super) fn front_door(
     config: &Config,
     core: &Core,
     listener: TcpListener,
-    router: PathBuf,
+    (router, routes): (TinyHttp, Arc<dyn Routes>),
     stop: StopToken,
 ) -> FrontDoor {
     FrontDoor {
         listener,
         router,
+        routes,
         settings: http_front::Settings::from_config(config),
         stats: Arc::clone(&core.stats),
         spawner: core.spawner.clone(),
@@ -265,7 +263,7 @@ pub(super) fn bind(config: &Config) -> Result<Bound, StartError> {
         addr: config.http_addr,
         source,
     })?;
-    let (router_dir, router) = http_front::router().map_err(|reason| StartError::Http {
+    let router = TinyHttp::start().map_err(|reason| StartError::Http {
         addr: config.http_addr,
         reason,
     })?;
@@ -275,7 +273,6 @@ pub(super) fn bind(config: &Config) -> Result<Bound, StartError> {
         http_listener,
         http_addr,
         router,
-        router_dir,
     })
 }
 

@@ -13,6 +13,11 @@
 //! one thread per core shortens the time until the last client has its copy.
 //! The shards run inside the one registry lock, so the order of publishes is
 //! still the same for every client.
+//!
+//! A cluster node publishes what its shared log gives instead, with the log's
+//! ids (`logged`).
+
+mod logged;
 
 use std::sync::Arc;
 use std::thread;
@@ -21,10 +26,10 @@ use std::time::Instant;
 use crate::channel::ChannelName;
 use crate::client::{Client, ClientId};
 use crate::frame::EncodedFrame;
-use crate::history::MessageId;
-use crate::message::{self, Prepared};
+use crate::history::{MessageId, Stored};
+use crate::message::{self, Frames, Prepared};
 use crate::publish::{Health, Payload, Publish, PublishError, Published};
-use crate::registry::Registry;
+use crate::registry::{Hub, Registry};
 use crate::stats::{Figure, Stats};
 use crate::threads::{Role, ThreadSpawner};
 
@@ -77,24 +82,33 @@ impl Fanout {
         let now = Instant::now();
         let delivered = self.registry.with_hub(|hub| {
             let stored = hub.history.publish(channel, now, |id| prepared.frames(id));
-            let subscribers = hub.subscribers(channel);
-            let frames = stored.frames();
-            let clients = self.offer_sharded(&subscribers, &|client: &Client| {
-                frames
-                    .for_transport(client.transport())
-                    .is_some_and(|frame| self.offer(client, frame))
-            });
-            Delivered {
-                clients,
-                id: stored.id(),
-            }
+            self.offer_stored(hub, &stored)
         });
+        self.count_published(channel, &delivered);
+        delivered
+    }
+
+    /// Offers a message just stored to its channel's subscribers (under the lock).
+    fn offer_stored(&self, hub: &Hub, stored: &Stored<Frames>) -> Delivered {
+        let subscribers = hub.subscribers(stored.channel());
+        let frames = stored.frames();
+        let clients = self.offer_sharded(&subscribers, &|client: &Client| {
+            frames
+                .for_transport(client.transport())
+                .is_some_and(|frame| self.offer(client, frame))
+        });
+        Delivered {
+            clients,
+            id: stored.id(),
+        }
+    }
+
+    fn count_published(&self, channel: &ChannelName, delivered: &Delivered) {
         self.stats.messages_published.inc();
         if channel.is_all() {
             self.stats.broadcasts.inc();
         }
         self.stats.deliveries_queued.inc_by(delivered.clients as u64);
-        delivered
     }
 
     /// Runs `offer` for every client under one registry lock, on this

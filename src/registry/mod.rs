@@ -16,12 +16,14 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 pub use self::hub::{ChannelView, Hub};
 use crate::client::{Client, ClientId};
-use crate::history::{HistoryLimits, HistoryTotals};
+use crate::history::{HistoryLimits, HistoryTotals, MessageId};
 
 /// Every connected client, and the count of slots taken (connected or handshaking).
 pub struct Registry {
     hub: Mutex<Hub>,
     emptied: Condvar,
+    /// Notified when ids given from outside (a cluster's log) moved the history on.
+    advanced: Condvar,
     next_id: AtomicU64,
     /// Shown before every client id (`a-7`): a cluster node's id.
     id_prefix: Option<Arc<str>>,
@@ -71,6 +73,7 @@ impl Registry {
         Arc::new(Registry {
             hub: Mutex::new(Hub::new(limits)),
             emptied: Condvar::new(),
+            advanced: Condvar::new(),
             next_id: AtomicU64::new(1),
             id_prefix,
             slots_taken: AtomicUsize::new(0),
@@ -158,6 +161,30 @@ impl Registry {
     /// Drops stored messages past `--history-ttl` (the pinger's tick); how many.
     pub fn expire_history(&self, now: Instant) -> usize {
         self.lock().history.expire(now)
+    }
+
+    /// Waits until the history holds `id` (its latest id is `id` or later in
+    /// the same epoch), or `timeout` passes; true if it does. A cluster node
+    /// may be a few milliseconds behind the node a resuming client comes from.
+    pub fn wait_stored(&self, id: MessageId, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut hub = self.lock();
+        loop {
+            let latest = hub.history.latest();
+            if latest.epoch() != id.epoch() || latest.seq() >= id.seq() {
+                return latest.epoch() == id.epoch();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.advanced.wait_for(&mut hub, left);
+        }
+    }
+
+    /// Wakes `wait_stored` callers: the history took ids given from outside.
+    pub fn notify_advanced(&self) {
+        self.advanced.notify_all();
     }
 
     /// Waits until no connection is left, registered or still handshaking (a

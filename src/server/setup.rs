@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use socket2::{Domain, Socket, Type};
@@ -20,7 +21,7 @@ use crate::frame::{self, EncodedFrame};
 use crate::history::HistoryLimits;
 use crate::http_api::HttpContext;
 use crate::http_front::{self, FrontDoor, SocketDir};
-use crate::join::JoinContext;
+use crate::join::{self, JoinContext};
 use crate::limits::Ceilings;
 use crate::metrics::Metrics;
 use crate::origin::OriginPolicy;
@@ -125,6 +126,11 @@ pub(super) fn session_context(config: &Config, core: &Core, stop: StopToken) -> 
             stats: Arc::clone(&core.stats),
             queue_len,
             queue_bytes,
+            catch_up: if config.redis.is_some() {
+                join::CLUSTER_CATCH_UP
+            } else {
+                Duration::ZERO
+            },
         },
         fanout: core.fanout.clone(),
         stats: Arc::clone(&core.stats),

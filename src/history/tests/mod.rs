@@ -3,6 +3,7 @@
 mod evictions;
 mod memory;
 mod model;
+mod rebase;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

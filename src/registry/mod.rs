@@ -238,6 +238,42 @@ mod tests {
     }
 
     #[test]
+    fn wait_stored_waits_for_an_id_the_log_has_not_given_yet() {
+        use crate::channel::ChannelName;
+        use crate::history::Epoch;
+        use crate::message::Prepared;
+        use crate::publish::Payload;
+
+        let registry = Registry::new(1, None, HistoryLimits::default());
+        let epoch = Epoch::from_raw(7);
+        registry.with_hub(|hub| hub.history.restart(epoch, 10));
+        let next = MessageId::new(epoch, 12);
+        assert!(registry.wait_stored(MessageId::new(epoch, 10), Duration::ZERO));
+        assert!(!registry.wait_stored(next, Duration::from_millis(20)), "not yet");
+        let other = MessageId::new(Epoch::from_raw(8), 1);
+        assert!(
+            !registry.wait_stored(other, Duration::from_millis(20)),
+            "another log"
+        );
+        let waiter = {
+            let registry = Arc::clone(&registry);
+            std::thread::spawn(move || registry.wait_stored(next, Duration::from_secs(60)))
+        };
+        let channel = ChannelName::all();
+        let payload = Payload::new(crate::frame::PayloadKind::Text, &b"x"[..]);
+        let prepared = Prepared::new(&channel, &payload);
+        let now = Instant::now();
+        registry.with_hub(|hub| {
+            let stored = hub
+                .history
+                .append(&channel, next, now, now, |id| prepared.frames(id));
+            assert!(stored.is_ok());
+        });
+        registry.notify_advanced();
+        assert!(waiter.join().unwrap(), "woken when the log gave it");
+    }
+
+    #[test]
     fn ids_count_up_and_are_never_reused() {
         let registry = Registry::new(1, Some("a".into()), HistoryLimits::default());
         assert_eq!(registry.next_id(), ClientId(1));

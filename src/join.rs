@@ -121,7 +121,7 @@ pub struct JoinContext {
 }
 
 /// `JoinContext::catch_up` of a cluster node.
-pub const CLUSTER_CATCH_UP: Duration = Duration::from_secs(2);
+pub const CLUSTER_CATCH_UP: Duration = Duration::from_secs(5);
 
 /// Sends `client` what it is owed first and registers it on its channels.
 pub fn join(ctx: &JoinContext, client: Arc<Client>, start: &Start) -> (Registration, Joined) {

@@ -72,6 +72,10 @@ pub struct Summary {
     pub node_fanout_p99_ms: Vec<f64>,
     /// Every process watched (nodes, Redis): CPU and RSS, medians.
     pub procs: Vec<ProcSummary>,
+    /// Over a cluster: Redis's CPU per 1,000 messages published, ms.
+    pub redis_cpu_ms_per_1000_msgs: Option<f64>,
+    /// Over a cluster: bytes the shared log holds per 1,000 entries, KiB.
+    pub redis_log_kib_per_1000_msgs: Option<f64>,
 }
 
 /// One watched process's figures, medians over the runs.
@@ -149,6 +153,19 @@ impl Summary {
             node_fanout_p99_ms: (0..first.per_node.len())
                 .map(|k| m(&|o| o.per_node.get(k).map_or(0.0, |n| n.fanout_ms.p99)))
                 .collect(),
+            redis_cpu_ms_per_1000_msgs: first.procs.iter().position(|p| p.name == "redis").map(|k| {
+                m(&|o| {
+                    let cpu = o.procs.get(k).map_or(0.0, |p| p.cpu_ms);
+                    cpu * 1000.0 / o.published_ok.max(1) as f64
+                })
+            }),
+            redis_log_kib_per_1000_msgs: first.redis_log.map(|_| {
+                m(&|o| {
+                    o.redis_log.map_or(0.0, |l| {
+                        l.bytes as f64 / l.entries.max(1) as f64 * 1000.0 / 1024.0
+                    })
+                })
+            }),
             procs: first
                 .procs
                 .iter()
@@ -211,13 +228,15 @@ pub fn table(rows: &[Summary]) -> String {
     s
 }
 
-/// One node against two nodes through Redis: latency, losses, and every
-/// process's CPU (per 1,000 deliveries over the broadcast phase) and RSS.
+/// One node against two nodes through Redis: latency, losses, every
+/// process's CPU (per 1,000 deliveries over the broadcast phase) and RSS, and
+/// Redis's own CPU and log memory per 1,000 messages.
 pub fn cluster_table(rows: &[Summary]) -> String {
     let mut s = String::from(
         "| scenario | setup | clients | fan-out p50 ms | fan-out p99 ms | fan-out max ms | delivery p99 ms \
-         | delivery p99 by node ms | lost | dup | order≠ | CPU ms/1k deliveries | RSS MiB (connected → end) |\n\
-         |---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|\n",
+         | delivery p99 by node ms | lost | dup | order≠ | CPU ms/1k deliveries | RSS MiB (connected → end) \
+         | Redis CPU ms/1k msgs | Redis log KiB/1k msgs |\n\
+         |---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|\n",
     );
     for r in rows {
         let by_node = if r.node_delivery_p99_ms.is_empty() {
@@ -248,9 +267,10 @@ pub fn cluster_table(rows: &[Summary]) -> String {
             })
             .collect::<Vec<_>>()
             .join(", ");
+        let per_1000 = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.1}"));
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.scenario,
             r.server,
             r.clients,
@@ -264,6 +284,8 @@ pub fn cluster_table(rows: &[Summary]) -> String {
             r.order_differs,
             cpu,
             rss,
+            per_1000(r.redis_cpu_ms_per_1000_msgs),
+            per_1000(r.redis_log_kib_per_1000_msgs),
         );
     }
     s

@@ -30,7 +30,7 @@ impl Fanout {
                 .append(channel, id, at, now, |id| prepared.frames(id))?;
             Ok::<_, AppendError>(self.offer_stored(hub, &stored))
         })?;
-        self.registry.notify_advanced();
+        self.registry.reached(id.seq());
         self.count_published(channel, &delivered);
         Ok(delivered)
     }
@@ -61,7 +61,7 @@ impl Fanout {
                 .filter(|client| self.offer(client, &frame))
                 .count()
         });
-        self.registry.notify_advanced();
+        self.registry.restarted();
         reset
     }
 }

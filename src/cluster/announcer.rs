@@ -3,6 +3,7 @@
 //! history window every 5 s, and says goodbye at the stop. It does the
 //! publishing the subscriber and the reader must not wait for.
 
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{select, Receiver};
@@ -43,7 +44,7 @@ pub(super) fn run(cluster: &Cluster, stop: &StopToken) {
             }
         }
     }
-    if cluster.is_up() {
+    if cluster.subscribed.load(SeqCst) {
         if let (_, Err(e)) = cluster.publish(&cluster.id.prefix, |seq| cluster.envelope(seq, wire::Body::Bye))
         {
             log::info!("cluster: saying goodbye failed: {e}");
@@ -52,7 +53,8 @@ pub(super) fn run(cluster: &Cluster, stop: &StopToken) {
 }
 
 fn announce(cluster: &Cluster, hello: bool) {
-    if !cluster.is_up() {
+    // Announcements need the subscription only, not the log.
+    if !cluster.subscribed.load(SeqCst) {
         return;
     }
     let info = cluster.info();

@@ -14,6 +14,8 @@
 //!   dropped as slow: `{"clients": 0}`) or `absent` (404), within
 //!   `REPLY_DEADLINE` or 503.
 
+use std::sync::atomic::Ordering::SeqCst;
+
 use crossbeam_channel::Receiver;
 use redis::Value;
 
@@ -58,12 +60,9 @@ impl Cluster {
         let reply = reply.map_err(|e: LinkError| {
             log::warn!("cluster: {what} failed: {e}");
             self.refuse()
-        });
-        match (reply, awaited) {
-            (Ok(reply), Some(awaited)) => Ok((reply, awaited)),
-            // No number was taken: the connection stayed busy.
-            (Ok(_), None) | (Err(_), _) => Err(ClusterError::RedisUnavailable),
-        }
+        })?;
+        // A reply means `build` ran.
+        Ok((reply, awaited.ok_or(ClusterError::RedisUnavailable)?))
     }
 
     /// Appends a message for every subscriber of `channel` to the log and
@@ -143,8 +142,6 @@ impl Cluster {
         }
     }
 }
-
-use std::sync::atomic::Ordering::SeqCst;
 
 /// The node and number in a client id as `/clients` shows it: `NODE-N`, or
 /// `N` for client N of `own_node`.

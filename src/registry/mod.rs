@@ -6,6 +6,7 @@
 //! `client::outbox`). Taking one lock for a whole publish is what gives every
 //! client the same order.
 
+mod catch_up;
 mod hub;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use self::catch_up::CatchUp;
 pub use self::hub::{ChannelView, Hub};
 use crate::client::{Client, ClientId};
 use crate::history::{HistoryLimits, HistoryTotals, MessageId};
@@ -22,8 +24,8 @@ use crate::history::{HistoryLimits, HistoryTotals, MessageId};
 pub struct Registry {
     hub: Mutex<Hub>,
     emptied: Condvar,
-    /// Notified when ids given from outside (a cluster's log) moved the history on.
-    advanced: Condvar,
+    /// Joins waiting for ids the shared log has not given this node yet.
+    catch_up: CatchUp,
     next_id: AtomicU64,
     /// Shown before every client id (`a-7`): a cluster node's id.
     id_prefix: Option<Arc<str>>,
@@ -73,7 +75,7 @@ impl Registry {
         Arc::new(Registry {
             hub: Mutex::new(Hub::new(limits)),
             emptied: Condvar::new(),
-            advanced: Condvar::new(),
+            catch_up: CatchUp::default(),
             next_id: AtomicU64::new(1),
             id_prefix,
             slots_taken: AtomicUsize::new(0),
@@ -165,26 +167,33 @@ impl Registry {
 
     /// Waits until the history holds `id` (its latest id is `id` or later in
     /// the same epoch), or `timeout` passes; true if it does. A cluster node
-    /// may be a few milliseconds behind the node a resuming client comes from.
+    /// may be a little behind the node a resuming client comes from.
     pub fn wait_stored(&self, id: MessageId, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut hub = self.lock();
-        loop {
+        let holds = |hub: &Hub| {
             let latest = hub.history.latest();
-            if latest.epoch() != id.epoch() || latest.seq() >= id.seq() {
-                return latest.epoch() == id.epoch();
+            (latest.epoch() != id.epoch() || latest.seq() >= id.seq()).then_some(latest.epoch() == id.epoch())
+        };
+        let ticket = {
+            let hub = self.lock();
+            if let Some(held) = holds(&hub) {
+                return held;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            self.advanced.wait_for(&mut hub, left);
-        }
+            self.catch_up.enlist(id.seq())
+        };
+        self.catch_up.wait(ticket, timeout);
+        holds(&self.lock()).unwrap_or(false)
     }
 
-    /// Wakes `wait_stored` callers: the history took ids given from outside.
-    pub fn notify_advanced(&self) {
-        self.advanced.notify_all();
+    /// The history took ids given from outside up to `seq`: wakes the
+    /// `wait_stored` callers it satisfies.
+    pub fn reached(&self, seq: u64) {
+        self.catch_up.reached(seq);
+    }
+
+    /// The history started over or raised its floor: wakes every
+    /// `wait_stored` caller to look again.
+    pub fn restarted(&self) {
+        self.catch_up.all();
     }
 
     /// Waits until no connection is left, registered or still handshaking (a
@@ -269,7 +278,7 @@ mod tests {
                 .append(&channel, next, now, now, |id| prepared.frames(id));
             assert!(stored.is_ok());
         });
-        registry.notify_advanced();
+        registry.reached(next.seq());
         assert!(waiter.join().unwrap(), "woken when the log gave it");
     }
 

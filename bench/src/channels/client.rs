@@ -5,7 +5,7 @@
 
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,8 +62,9 @@ pub fn id_hash(id: &str) -> u64 {
 pub struct Context {
     /// The server's channel interface.
     pub dialect: Dialect,
-    /// Its WebSocket address.
-    pub ws: SocketAddr,
+    /// Its WebSocket address: one per node of a cluster (subscriber `i`
+    /// starts on node `i % nodes`).
+    pub nodes: Vec<SocketAddr>,
     /// Source addresses 127.0.0.1.. to spread over.
     pub source_ips: u8,
     /// The run's id (in every payload) and delivery counter.
@@ -86,6 +87,8 @@ pub struct Subscriber {
     pub channel: u32,
     name: Arc<str>,
     state: Arc<State>,
+    /// The node it connects to, modulo the nodes of the run.
+    node: AtomicUsize,
 }
 
 impl Subscriber {
@@ -105,7 +108,13 @@ impl Subscriber {
                 connected: AtomicBool::new(false),
                 dropping: AtomicBool::new(false),
             }),
+            node: AtomicUsize::new(index),
         }
+    }
+
+    /// Its next connection goes to the next node of a cluster (with one node, the same).
+    pub fn move_to_next_node(&self) {
+        self.node.fetch_add(1, Relaxed);
     }
 
     /// Whether its connection is open (as far as its reader thread knows).
@@ -157,12 +166,13 @@ impl Subscriber {
             .target(ctx.dialect, &self.name);
         let (state, ctx, reader) = (Arc::clone(&self.state), Arc::clone(ctx), pool.reader(self.index));
         let (name, src) = (Arc::clone(&self.name), source_ip(self.index, ctx.source_ips));
+        let node = ctx.nodes[self.node.load(Relaxed) % ctx.nodes.len()];
         pool.spawn(self.index, async move {
             let up = Upgrade {
                 target: &target,
                 protocol: ctx.dialect.protocol(),
             };
-            let ws = Client::connect(ctx.ws, src, &up, None).await;
+            let ws = Client::connect(node, src, &up, None).await;
             drop(permit);
             let (socket, frames) = ws?.into_parts();
             let socket = Arc::new(socket);

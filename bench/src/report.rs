@@ -93,6 +93,27 @@ pub struct ProcSummary {
     pub rss_after_kib: f64,
 }
 
+/// Over a cluster: Redis's CPU per 1,000 messages published, ms (median).
+fn redis_cpu_per_1000(runs: &[&Outcome]) -> Option<f64> {
+    let k = runs[0].procs.iter().position(|p| p.name == "redis")?;
+    Some(median(
+        runs.iter()
+            .map(|o| o.procs.get(k).map_or(0.0, |p| p.cpu_ms) * 1000.0 / o.published_ok.max(1) as f64)
+            .collect(),
+    ))
+}
+
+/// Over a cluster: the log's bytes per 1,000 entries at the end, KiB (median).
+fn redis_log_per_1000(runs: &[&Outcome]) -> Option<f64> {
+    runs[0].redis_log?;
+    Some(median(
+        runs.iter()
+            .filter_map(|o| o.redis_log)
+            .map(|l| l.bytes as f64 / l.entries.max(1) as f64 * 1000.0 / 1024.0)
+            .collect(),
+    ))
+}
+
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -153,19 +174,8 @@ impl Summary {
             node_fanout_p99_ms: (0..first.per_node.len())
                 .map(|k| m(&|o| o.per_node.get(k).map_or(0.0, |n| n.fanout_ms.p99)))
                 .collect(),
-            redis_cpu_ms_per_1000_msgs: first.procs.iter().position(|p| p.name == "redis").map(|k| {
-                m(&|o| {
-                    let cpu = o.procs.get(k).map_or(0.0, |p| p.cpu_ms);
-                    cpu * 1000.0 / o.published_ok.max(1) as f64
-                })
-            }),
-            redis_log_kib_per_1000_msgs: first.redis_log.map(|_| {
-                m(&|o| {
-                    o.redis_log.map_or(0.0, |l| {
-                        l.bytes as f64 / l.entries.max(1) as f64 * 1000.0 / 1024.0
-                    })
-                })
-            }),
+            redis_cpu_ms_per_1000_msgs: redis_cpu_per_1000(runs),
+            redis_log_kib_per_1000_msgs: redis_log_per_1000(runs),
             procs: first
                 .procs
                 .iter()

@@ -244,6 +244,14 @@ impl Suite<'_> {
         )
     }
 
+    /// The servers of a channel scenario: the cluster runs next to one wspush.
+    fn channel_targets(&self, sc: &Scenario) -> Vec<Target> {
+        match self.contenders.iter().position(|c| c.name == "wspush") {
+            Some(w) if sc.group == "cluster" => vec![Target::Server(w), Target::Cluster],
+            _ => self.all_servers(),
+        }
+    }
+
     fn all_servers(&self) -> Vec<Target> {
         (0..self.contenders.len()).map(Target::Server).collect()
     }
@@ -311,11 +319,7 @@ impl Suite<'_> {
         if !self.can_run(sc) {
             return;
         }
-        let targets = match self.contenders.iter().position(|c| c.name == "wspush") {
-            // The same clients on one wspush, side by side.
-            Some(w) if sc.group == "cluster" => vec![Target::Server(w), Target::Cluster],
-            _ => self.all_servers(),
-        };
+        let targets = self.channel_targets(sc);
         let runs = self.alternate(
             sc,
             j,

@@ -25,7 +25,7 @@ use super::dedup::Dedup;
 use super::entry::{self, StreamId};
 use super::link::connect;
 use super::relink::{self, End};
-use super::stream::{self, LogState, RawEntry, StreamState};
+use super::stream::{self, LogState, RawEntry, ReadScript, StreamState};
 use super::{Cluster, Outcome, IO_TIMEOUT};
 use crate::history::{Epoch, MessageId};
 use crate::publish::Payload;
@@ -80,14 +80,15 @@ impl Reader<'_> {
         if let Err(e) = conn.set_read_timeout(Some(READ_BLOCK + IO_TIMEOUT)) {
             return End::failed(e);
         }
-        let epoch = match stream::epoch(&mut conn, &cluster.log, Epoch::random().raw()) {
-            Ok(epoch) => epoch,
+        let epoch = stream::epoch(&mut conn, &cluster.log, Epoch::random().raw());
+        let (epoch, script) = match epoch.and_then(|e| Ok((e, ReadScript::load(&mut conn)?))) {
+            Ok(both) => both,
             Err(e) => return End::failed(e),
         };
         let recovering = if self.position.epoch == Some(epoch) {
             down_since.is_some()
         } else {
-            match stream::state(&mut conn, &cluster.log) {
+            match stream::state(&mut conn, &cluster.log, &script) {
                 Ok(LogState {
                     stream: Some(state), ..
                 }) => self.rebase(epoch, &state),
@@ -97,7 +98,7 @@ impl Reader<'_> {
             false
         };
         cluster.came_back("log reader", down_since.take());
-        self.read_on(&mut conn, stop, recovering)
+        self.read_on(&mut conn, &script, stop, recovering)
     }
 
     /// Joins the log with `epoch` whose stream is `state`: the history starts
@@ -130,7 +131,13 @@ impl Reader<'_> {
     }
 
     /// Reads and delivers until the link is lost, the log changes, or the stop.
-    fn read_on(&mut self, conn: &mut Connection, stop: &StopToken, mut recovering: bool) -> End {
+    fn read_on(
+        &mut self,
+        conn: &mut Connection,
+        script: &ReadScript,
+        stop: &StopToken,
+        mut recovering: bool,
+    ) -> End {
         let cluster = self.cluster;
         let mut recovered = 0;
         let mut wait = None;
@@ -138,7 +145,7 @@ impl Reader<'_> {
             if stop.is_stopped() {
                 return End::Stopped;
             }
-            let read = stream::read(conn, &cluster.log, self.position.after, READ_COUNT, wait);
+            let read = stream::read(conn, &cluster.log, script, self.position.after, READ_COUNT, wait);
             let (entries, state) = match read {
                 Ok(read) => read,
                 Err(e) => return End::dropped(e),

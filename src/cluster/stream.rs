@@ -128,9 +128,33 @@ fn parse_epoch(text: &[u8]) -> Option<u64> {
     (text.len() == 16).then(|| u64::from_str_radix(text, 16).ok())?
 }
 
+/// `READ_SCRIPT` as loaded on one connection's Redis (`SCRIPT LOAD`): its
+/// SHA1, so each read sends `EVALSHA` and not the script.
+pub struct ReadScript(String);
+
+impl ReadScript {
+    /// Loads it. A Redis that forgets it (`SCRIPT FLUSH`, a restart) fails
+    /// the next read with `NOSCRIPT`; the reader then connects and loads anew.
+    pub fn load(conn: &mut Connection) -> RedisResult<ReadScript> {
+        let sha = redis::cmd("SCRIPT").arg("LOAD").arg(READ_SCRIPT).query(conn)?;
+        Ok(ReadScript(sha))
+    }
+
+    fn cmd(&self, keys: &LogKeys, after: StreamId, count: usize) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.0)
+            .arg(2)
+            .arg(&keys.epoch)
+            .arg(&keys.stream)
+            .arg(after.to_string())
+            .arg(count);
+        cmd
+    }
+}
+
 /// The log's state now.
-pub fn state(conn: &mut Connection, keys: &LogKeys) -> RedisResult<LogState> {
-    let reply: Value = read_cmd(keys, StreamId::default(), 0).query(conn)?;
+pub fn state(conn: &mut Connection, keys: &LogKeys, script: &ReadScript) -> RedisResult<LogState> {
+    let reply: Value = script.cmd(keys, StreamId::default(), 0).query(conn)?;
     Ok(parse_read(reply)?.1)
 }
 
@@ -140,11 +164,12 @@ pub fn state(conn: &mut Connection, keys: &LogKeys) -> RedisResult<LogState> {
 pub fn read(
     conn: &mut Connection,
     keys: &LogKeys,
+    script: &ReadScript,
     after: StreamId,
     count: usize,
     wait: Option<Duration>,
 ) -> RedisResult<(Vec<RawEntry>, LogState)> {
-    let read = read_cmd(keys, after, count);
+    let read = script.cmd(keys, after, count);
     let Some(wait) = wait else {
         return parse_read(read.query(conn)?);
     };
@@ -161,17 +186,6 @@ pub fn read(
     pipe.add_command(read);
     let (reply,): (Value,) = pipe.query(conn)?;
     parse_read(reply)
-}
-
-fn read_cmd(keys: &LogKeys, after: StreamId, count: usize) -> redis::Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(READ_SCRIPT)
-        .arg(2)
-        .arg(&keys.epoch)
-        .arg(&keys.stream)
-        .arg(after.to_string())
-        .arg(count);
-    cmd
 }
 
 /// The script's reply: the entries read and the state they were read in.

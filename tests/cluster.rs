@@ -266,8 +266,14 @@ fn a_redis_outage_degrades_the_nodes_and_they_recover_by_themselves() {
     wait_health(&a, 503);
     wait_health(&b, 503);
     assert_eq!(a.get("/healthz").1, "degraded");
-    let (status, body) = a.get("/sendall?msg=lost");
-    assert_eq!((status, body.as_str()), (503, r#"{"error":"redis unavailable"}"#));
+    for publish in ["/sendall?msg=lost", "/publish/orders?msg=lost"] {
+        let (status, body) = a.get(publish);
+        assert_eq!(
+            (status, body.as_str()),
+            (503, r#"{"error":"redis unavailable"}"#),
+            "{publish}"
+        );
+    }
     let (status, body) = b.post(&format!("/send/{a1}"), "text/plain", b"lost too");
     assert_eq!((status, body.as_str()), (503, r#"{"error":"redis unavailable"}"#));
     assert_eq!(json(&a.get("/cluster").1)["redis"], "down");

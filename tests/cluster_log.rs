@@ -264,6 +264,9 @@ fn a_client_resumes_on_another_node_even_one_started_after_its_messages() {
     let data: Vec<&str> = missed.iter().filter_map(|m| m.data.as_str()).collect();
     assert_eq!(data, ["2", "3", "4", "5"], "what came after 1, from b");
     assert_eq!(missed[..2], stored[1..], "the same ids as on a");
+    // From the last id a gave it: exactly what it missed, nothing twice.
+    let mut from_last = Sub::connect(&b, &format!("orders?since={}", stored[2].id));
+    assert_eq!(read_until_subscribed(&mut from_last), missed[2..]);
     channels::publish(&a, "orders", "6");
     assert_eq!(sub.next_message().data, "6", "then live");
 
@@ -331,4 +334,76 @@ fn a_node_back_after_the_log_was_trimmed_past_it_resets_its_clients() {
     let mut sub = Sub::connect(&b, &format!("orders?since={reset}"));
     let replay = read_until_subscribed(&mut sub);
     assert_eq!(replay[..rest.len()], rest[..]);
+}
+
+#[test]
+fn a_node_whose_log_link_stays_down_is_degraded_then_recovers_what_was_logged_meanwhile() {
+    const MEANWHILE: u64 = 50;
+    let Some(redis) = RedisServer::start(
+        "a_node_whose_log_link_stays_down_is_degraded_then_recovers_what_was_logged_meanwhile",
+    ) else {
+        return;
+    };
+    assert_eq!(
+        redis_command(redis.port, "ACL SETUSER node-b on >secret ~* &* +@all"),
+        "+OK"
+    );
+    let a = node(&redis, "a");
+    let b = node_at(
+        &format!("redis://node-b:secret@127.0.0.1:{}", redis.port),
+        "b",
+        &[],
+    );
+    let (mut on_a, _) = Sub::joined(&a, "orders");
+    let (mut on_b, _) = Sub::joined(&b, "orders");
+    channels::publish(&a, "orders", "before");
+    assert_eq!(on_a.next_message().data, "before");
+    assert_eq!(on_b.next_message().data, "before");
+
+    // Redis closes b's log reader connection, and b cannot log in again
+    // until it is let: b says so at once, and refuses publishes.
+    assert_eq!(redis_command(redis.port, "ACL SETUSER node-b off"), "+OK");
+    assert_eq!(kill_connections(redis.port, ".b.reader"), 1);
+    wait_health(&b, 503);
+    assert_eq!(b.get("/healthz").1, "degraded");
+    assert_eq!(b.stats()["redis_up"], false);
+    let refused = b.get("/publish/orders?msg=refused");
+    assert_eq!(refused, (503, r#"{"error":"redis unavailable"}"#.to_owned()));
+    for n in 0..MEANWHILE {
+        channels::publish(&a, "orders", &n.to_string());
+    }
+    assert_eq!(b.stat("redis_link_drops"), 1);
+    assert_eq!(b.get("/healthz").0, 503, "still down while it cannot log in");
+
+    assert_eq!(redis_command(redis.port, "ACL SETUSER node-b on"), "+OK");
+    wait_health(&b, 200);
+    channels::publish(&a, "orders", "end");
+    let got_a = read_until(&mut on_a, "end");
+    let got_b = read_until(&mut on_b, "end");
+    let all: Vec<u64> = (0..MEANWHILE).collect();
+    assert_once_in_order(&got_b, &all, "b's client");
+    assert_eq!(
+        got_b, got_a,
+        "the same messages and ids as a's client, the refused one on neither"
+    );
+
+    let counted = (
+        b.stat("redis_link_drops"),
+        b.stat("redis_reconnects"),
+        b.stat("redis_messages_recovered"),
+        b.stat("redis_resets"),
+    );
+    assert_eq!(counted, (1, 1, MEANWHILE, 0), "{}", b.stats());
+    let metrics = b.get("/metrics").1;
+    for line in [
+        "wspush_redis_up 1".to_owned(),
+        "wspush_redis_link_drops_total 1".to_owned(),
+        format!("wspush_redis_messages_recovered_total {MEANWHILE}"),
+        "wspush_redis_resets_total 0".to_owned(),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing from:\n{metrics}"
+        );
+    }
 }

@@ -33,32 +33,43 @@ let firstReplayed = null; // the entry of the first message replayed since the l
 let countdown = null;
 
 // `?ws=` (the WebSocket port's base URL, e.g. ws://host:8080) wins; otherwise
-// the server that serves the page says which port the WebSocket listens on.
-async function serverBase() {
+// the server that serves the page says which port the WebSocket listens on,
+// and whether subscribing needs a token (`--subscribe-secret`).
+async function serverConfig() {
   const override = new URLSearchParams(location.search).get('ws');
-  if (override) return override;
+  if (override) return { base: override, tokens: false };
   const response = await fetch('/config.json', { cache: 'no-store', signal: AbortSignal.timeout(5000) });
   if (!response.ok) throw new Error('/config.json answered ' + response.status);
   const config = await response.json();
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return scheme + '//' + location.hostname + ':' + config.ws_port;
+  return { base: scheme + '//' + location.hostname + ':' + config.ws_port, tokens: config.subscribe_tokens === true };
+}
+
+// A token for `all` from the side port that serves this page (`POST /tokens`,
+// open when the server has no --publish-token); it lives --max-token-ttl.
+async function allToken() {
+  const body = JSON.stringify({ channels: ['all'], sub: 'dashboard' });
+  const response = await fetch('/tokens', { method: 'POST', body, cache: 'no-store', signal: AbortSignal.timeout(5000) });
+  if (!response.ok) throw new Error('POST /tokens answered ' + response.status);
+  return (await response.json()).token;
 }
 
 async function start(attempt) {
-  let base;
+  let config;
   try {
-    base = await serverBase();
-    ui.url.textContent = subscribeUrl(base, 'all');
+    config = await serverConfig();
+    ui.url.textContent = subscribeUrl(config.base, 'all');
   } catch (err) {
     showWait(retryDelay(attempt), String(err.message || err));
     setTimeout(() => start(attempt + 1), retryDelay(attempt));
     return;
   }
-  subscription = subscribe(base, 'all', {
+  subscription = subscribe(config.base, 'all', {
     last: HISTORY_ON_LOAD,
     onMessage: receive,
     onReset: () => addMarker('reset', 'history gone: messages sent while disconnected may be missing'),
     onStatus: showStatus,
+    ...(config.tokens ? { getToken: allToken } : {}),
   });
 }
 

@@ -61,6 +61,13 @@ test('subscribeUrl: since is URL-encoded; the base query kept, a stale since rep
   eq(subscribeUrl('ws://h/?app=3&since=old#x', 'all', { since: 'new' }), 'ws://h/ws/all?app=3&since=new');
 });
 
+test('subscribeUrl: a token goes in ?token=, replacing one of the base; none when null or empty', () => {
+  eq(subscribeUrl('ws://h', 'all', { since: 'x-1', token: 'a.b.c' }), 'ws://h/ws/all?since=x-1&token=a.b.c');
+  eq(subscribeUrl('ws://h/?token=old&app=1', 'all', { token: 'new' }), 'ws://h/ws/all?token=new&app=1');
+  eq(subscribeUrl('ws://h', 'all', { token: null }), 'ws://h/ws/all');
+  eq(subscribeUrl('ws://h', 'all', { token: '' }), 'ws://h/ws/all');
+});
+
 test('subscribeUrl: bad channel names and other schemes throw', () => {
   for (const bad of ['', 'a b', 'a/b', 'x'.repeat(129), 'é', []]) throws(() => subscribeUrl('ws://h', bad), 'channel');
   subscribeUrl('ws://h', ['A-z_0.9:@x', 'x'.repeat(128)]);
@@ -160,7 +167,8 @@ test('Cursor: frames it does not understand are ignored and leave the resume poi
 // --- subscribe's checks ----------------------------------------------------------
 
 test('subscribe: unknown options, other transports and bad values throw before connecting', () => {
-  throws(() => subscribe('ws://127.0.0.1:9', 'all', { getToken: () => 't' }), 'unknown option getToken');
+  throws(() => subscribe('ws://127.0.0.1:9', 'all', { getTokens: () => 't' }), 'unknown option getTokens');
+  throws(() => subscribe('ws://127.0.0.1:9', 'all', { getToken: 'a.b.c' }), 'getToken must be a function');
   throws(() => subscribe('ws://127.0.0.1:9', 'all', { transport: 'sse' }), 'unsupported transport sse');
   throws(() => subscribe('ws://127.0.0.1:9', 'all', { last: -1 }), 'last');
   throws(() => subscribe('ws://127.0.0.1:9', 'all', { last: 1.5 }), 'last');
@@ -178,6 +186,34 @@ test('subscribe: close() ends it for good', () => {
   handle.close();
   eq(states, ['connecting', 'closed']);
   eq([handle.state, handle.send('x'), handle.lastId], ['closed', false, null]);
+});
+
+test('subscribe: the token getToken gives is never in a status URL', () => {
+  const statuses = [];
+  const handle = subscribe('ws://127.0.0.1:9', 'all', {
+    getToken: () => 'secret.token.value',
+    since: 'e-4',
+    onStatus: (s) => statuses.push(s),
+  });
+  handle.close();
+  eq(statuses.map((s) => [s.state, s.url]), [
+    ['connecting', 'ws://127.0.0.1:9/ws/all?since=e-4&token=redacted'],
+    ['closed', undefined],
+  ]);
+});
+
+test('subscribe: a getToken that throws is a failed attempt, retried with backoff', () => {
+  const statuses = [];
+  const handle = subscribe('ws://127.0.0.1:9', 'all', {
+    getToken: () => {
+      throw new Error('no session');
+    },
+    onStatus: (s) => statuses.push(s),
+  });
+  const retrying = statuses[1];
+  handle.close();
+  eq([retrying.state, retrying.reason, retrying.attempt], ['reconnecting', 'getToken failed: no session', 1]);
+  if (!(retrying.delay >= 500)) throw new Error('no backoff: ' + retrying.delay);
 });
 
 // --- the run ------------------------------------------------------------------

@@ -10,7 +10,11 @@ const BACKOFF_FIRST_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 /** The transports this version speaks (issue 12 adds "sse"). */
 const TRANSPORTS = ['websocket'];
-const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport'];
+const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport', 'getToken'];
+/** The close code of a connection whose subscribe token expired. */
+const TOKEN_EXPIRED = 4001;
+/** What the status URL shows in place of a token. */
+const REDACTED = 'redacted';
 
 /**
  * A message as handed to `onMessage`.
@@ -34,13 +38,15 @@ const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport
  *   follow; "reconnecting": waiting `delay` ms before the next attempt; "closed":
  *   `close()` was called, nothing follows.
  * @property {"websocket"} transport The transport in use.
- * @property {string} [url] ("connecting") The URL being opened.
+ * @property {string} [url] ("connecting") The URL being opened, its token (if any)
+ *   shown as `token=redacted`.
  * @property {number} [replayed] ("live") How many messages the server replayed
  *   before going live, counted across attempts that failed since the last "live".
  * @property {boolean} [resumed] ("live") True when the connection continued from
  *   an id seen before, so the replayed messages are the ones missed meanwhile;
  *   false on a first connection or after a reset.
- * @property {number} [delay] ("reconnecting") Milliseconds until the next attempt.
+ * @property {number} [delay] ("reconnecting") Milliseconds until the next attempt: 0
+ *   when the server closed with 4001 (token expired) and `getToken` gives a fresh one.
  * @property {number} [attempt] ("reconnecting") Failed attempts since the last "live".
  * @property {number} [code] ("reconnecting") The WebSocket close code, if there was one.
  * @property {string} [reason] ("reconnecting") Why the connection ended.
@@ -60,6 +66,13 @@ const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport
  * @property {string} [since] Resume from this id on the first connection (e.g.
  *   `handle.lastId` saved across a page reload).
  * @property {"websocket"} [transport] The only transport of this version, and the default.
+ * @property {() => (string|null|Promise<string|null>)} [getToken] For a server run with
+ *   `--subscribe-secret`: called before every connection attempt for a subscribe
+ *   token (a string, or a Promise of one), sent as `?token=`; null or "" sends none
+ *   (e.g. when a `wspush_token` cookie carries it). When the server closes the
+ *   connection because the token expired (code 4001), a fresh one is asked for
+ *   at once and the subscription resumes where it was, so nothing is lost. An
+ *   error or a rejected Promise counts as a failed attempt (retried with backoff).
  */
 
 /**
@@ -92,7 +105,9 @@ export function subscribe(url, channels, options = {}) {
   const opts = checkOptions(options);
   subscribeUrl(url, names); // a bad URL throws here, not on the first connect
   const cursor = new Cursor({ since: opts.since, last: opts.last });
-  const link = { socket: null, timer: null, failures: 0, closed: false, state: 'connecting' };
+  // attempt: the number of the latest attempt, so that a token arriving for an
+  // older one is dropped; renewed: the latest attempt replaced an expired token.
+  const link = { socket: null, timer: null, failures: 0, closed: false, state: 'connecting', attempt: 0, renewed: false };
 
   const report = (status) => {
     link.state = status.state;
@@ -112,15 +127,46 @@ export function subscribe(url, channels, options = {}) {
     else if (event.kind === 'reset') call(opts.onReset, event.id);
     else if (event.kind === 'live') {
       link.failures = 0;
+      link.renewed = false;
       report({ state: 'live', replayed: event.replayed, resumed: event.resumed });
     }
   };
 
+  // A token expired: a fresh one at once, unless the last renewal did not get live.
+  const renew = (event) => {
+    if (!opts.getToken || link.renewed) return false;
+    link.renewed = true;
+    report({ state: 'reconnecting', delay: 0, attempt: link.failures, reason: event.reason || 'token expired', code: event.code });
+    if (!link.closed) connect();
+    return true;
+  };
+
   function connect() {
     link.timer = null;
-    const target = subscribeUrl(url, names, cursor.next());
-    report({ state: 'connecting', url: target });
+    const attempt = ++link.attempt;
+    const resume = cursor.next();
+    const shown = opts.getToken ? { ...resume, token: REDACTED } : resume;
+    report({ state: 'connecting', url: subscribeUrl(url, names, shown) });
     if (link.closed) return; // onStatus called close()
+    if (!opts.getToken) {
+      open(subscribeUrl(url, names, resume));
+      return;
+    }
+    const current = () => !link.closed && link.attempt === attempt;
+    const failed = (err) => current() && retry('getToken failed: ' + String((err && err.message) || err));
+    let token;
+    try {
+      token = opts.getToken();
+    } catch (err) {
+      failed(err);
+      return;
+    }
+    const withToken = (t) => current() && open(subscribeUrl(url, names, { ...resume, token: t }));
+    if (token && typeof token.then === 'function') token.then(withToken, failed);
+    else withToken(token);
+  }
+
+  function open(target) {
     let ws;
     try {
       ws = new WebSocket(target);
@@ -135,6 +181,7 @@ export function subscribe(url, channels, options = {}) {
     ws.onclose = (event) => {
       if (link.socket !== ws) return;
       link.socket = null;
+      if (event.code === TOKEN_EXPIRED && renew(event)) return;
       retry(event.reason || (event.code === 1006 ? 'connection failed or lost' : 'closed'), event.code);
     };
   }
@@ -168,13 +215,14 @@ export function subscribe(url, channels, options = {}) {
 /**
  * The URL that subscribes to `channels` on the server at `base`:
  * `ws://host:8080` + ["all", "orders"] + {since: "x-7"} → `ws://host:8080/ws/all,orders?since=x-7`.
- * `since` wins over `last`; query parameters of `base` are kept.
+ * `since` wins over `last`; a `token` is added as `?token=` (replacing one of
+ * `base`); other query parameters of `base` are kept.
  * @param {string} base See `subscribe`'s `url`.
  * @param {string|string[]} channels
- * @param {{since?: string|null, last?: number}} [resume]
+ * @param {{since?: string|null, last?: number, token?: string|null}} [resume]
  * @returns {string}
  */
-export function subscribeUrl(base, channels, { since = null, last = 0 } = {}) {
+export function subscribeUrl(base, channels, { since = null, last = 0, token = null } = {}) {
   const url = new URL(base, globalThis.location ? globalThis.location.href : undefined);
   const schemes = { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' };
   if (!schemes[url.protocol]) throw new TypeError('wspush: not a ws:, wss:, http: or https: URL: ' + base);
@@ -185,6 +233,7 @@ export function subscribeUrl(base, channels, { since = null, last = 0 } = {}) {
   url.searchParams.delete('last');
   if (since !== null && since !== undefined) url.searchParams.set('since', since);
   else if (last > 0) url.searchParams.set('last', String(last));
+  if (token !== null && token !== undefined && token !== '') url.searchParams.set('token', String(token));
   return url.href;
 }
 
@@ -289,7 +338,7 @@ function checkOptions(options) {
   if (!TRANSPORTS.includes(transport)) throw new TypeError('wspush: unsupported transport ' + transport);
   if (!Number.isInteger(last) || last < 0) throw new TypeError('wspush: last must be a whole number >= 0');
   if (since !== null && typeof since !== 'string') throw new TypeError('wspush: since must be an id string');
-  for (const name of ['onMessage', 'onReset', 'onStatus']) {
+  for (const name of ['onMessage', 'onReset', 'onStatus', 'getToken']) {
     if (options[name] !== undefined && typeof options[name] !== 'function') {
       throw new TypeError('wspush: ' + name + ' must be a function');
     }

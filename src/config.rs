@@ -168,6 +168,30 @@ pub struct Config {
     /// This node's id in a cluster: A-Z a-z 0-9 . _ - [default: random, printed at startup].
     #[arg(long, env = "WSPUSH_NODE_ID")]
     pub node_id: Option<String>,
+
+    /// Secret that subscribe tokens (HS256 JWTs) are signed with: a connection must then
+    /// carry a token covering its channels. Without it ANYONE who reaches the WebSocket
+    /// port may subscribe to ANY channel.
+    #[arg(long, env = "WSPUSH_SUBSCRIBE_SECRET", hide_env_values = true, value_name = "SECRET", value_parser = crate::token::parse_secret, conflicts_with = "subscribe_secret_file")]
+    pub subscribe_secret: Option<crate::token::Secret>,
+
+    /// File holding the subscribe secret, read at startup (trailing line breaks dropped).
+    #[arg(long, env = "WSPUSH_SUBSCRIBE_SECRET_FILE", value_name = "PATH", value_parser = crate::token::read_secret_file)]
+    pub subscribe_secret_file: Option<crate::token::Secret>,
+
+    /// Longest lifetime, in seconds, of a token made by POST /tokens; longer requests are refused.
+    #[arg(long, env = "WSPUSH_MAX_TOKEN_TTL", value_name = "SECONDS", default_value_t = crate::token::DEFAULT_MAX_TOKEN_TTL, value_parser = clap::value_parser!(u64).range(1..=crate::token::MAX_TOKEN_TTL))]
+    pub max_token_ttl: u64,
+}
+
+impl Config {
+    /// The subscribe secret, from `--subscribe-secret` or `--subscribe-secret-file`
+    /// (clap refuses both at once); `None`: anyone may subscribe.
+    pub fn subscribe_key(&self) -> Option<&crate::token::Secret> {
+        self.subscribe_secret
+            .as_ref()
+            .or(self.subscribe_secret_file.as_ref())
+    }
 }
 
 /// A token must not be empty: an empty one would let requests without any token in.

@@ -46,6 +46,7 @@ mod session;
 mod stats;
 mod stop;
 mod threads;
+mod token;
 
 pub use config::{Config, PingStyle};
 pub use server::{Server, StartError};

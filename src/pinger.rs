@@ -1,5 +1,6 @@
-//! The ping thread: pings every client, reaps those that went silent, and
-//! has freed heap returned once connections have ended (`memory`).
+//! The ping thread: pings every client, reaps those that went silent, closes
+//! those whose subscribe token expired, and has freed heap returned once
+//! connections have ended (`memory`).
 //!
 //! The Ping frame is encoded once and offered under the registry lock, like a
 //! broadcast. Pings are spread over the interval: each check pings one slice
@@ -11,19 +12,23 @@
 //! only), so that round goes to every client at once and keeps the same order
 //! relative to broadcasts everywhere. A client from whom no bytes arrived
 //! within `--pong-timeout` is shut down; its reader then wakes, unregisters it
-//! and logs the reason. Each check also drops stored messages past
-//! `--history-ttl`, so that history memory goes when it expires, not only at
-//! the next publish.
+//! and logs the reason. A client whose token's `exp` has passed is sent
+//! close 4001 `token expired` at the next check (at most a second late; the
+//! same pass over the clients as the silence check, so it costs nothing per
+//! message and no timer per client). Each check also drops stored messages
+//! past `--history-ttl`, so that history memory goes when it expires, not
+//! only at the next publish.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{select, tick};
 use prometheus_client::metrics::counter::Counter;
+use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::broadcast::Fanout;
-use crate::client::Transport;
+use crate::client::{Client, Transport};
 use crate::config::PingStyle;
 use crate::frame::{self, EncodedFrame};
 use crate::memory::HeapTrimmer;
@@ -32,8 +37,12 @@ use crate::stats::Stats;
 use crate::stop::StopToken;
 use crate::threads::{Role, ThreadSpawner};
 
-/// Longest gap between two checks for silent clients.
+/// Longest gap between two checks for silent clients and expired tokens.
 const MAX_REAP_CHECK: Duration = Duration::from_secs(1);
+
+/// The close code of a connection whose subscribe token expired (private use
+/// range, RFC 6455 7.4.2): `wspush.js` fetches a fresh token at once on it.
+pub const TOKEN_EXPIRED: u16 = 4001;
 
 /// What the ping thread needs.
 pub struct Pinger {
@@ -74,7 +83,7 @@ impl Pinger {
         loop {
             select! {
                 recv(ticker) -> _ => {
-                    self.reap_silent();
+                    self.sweep();
                     self.registry.expire_history(Instant::now());
                     trimmer.tick(self.connections_ended());
                     if spread {
@@ -114,15 +123,24 @@ impl Pinger {
         });
     }
 
-    fn reap_silent(&self) {
-        let timeout = self.timeout;
-        let limit = timeout.as_millis() as u64;
-        let mut silent = Vec::new();
+    /// One pass over the clients: reaps the silent ones, closes those whose token expired.
+    fn sweep(&self) {
+        let limit = self.timeout.as_millis() as u64;
+        let now = SystemTime::now();
+        let (mut silent, mut expired) = (Vec::new(), Vec::new());
         self.registry.for_each(|client| {
             if client.last_seen.silent_ms() > limit {
                 silent.push(Arc::clone(client));
+            } else if client.token_expired(now) {
+                expired.push(Arc::clone(client));
             }
         });
+        self.reap(silent);
+        self.close_expired(expired);
+    }
+
+    fn reap(&self, silent: Vec<Arc<Client>>) {
+        let timeout = self.timeout;
         for client in silent {
             let reason = format!("reaped: nothing received for {:.1} s", timeout.as_secs_f64());
             if client.mark_ended(reason) {
@@ -132,6 +150,19 @@ impl Pinger {
                     timeout.as_secs_f64()
                 );
                 client.outbox.kill();
+            }
+        }
+    }
+
+    /// Closes each client with 4001 `token expired`. Its reader logs the one
+    /// line of the event when the connection ends: `client 7 (…) disconnected:
+    /// token expired (closed with 4001)`.
+    fn close_expired(&self, expired: Vec<Arc<Client>>) {
+        let close = frame::close(CloseCode::from(TOKEN_EXPIRED), "token expired");
+        for client in expired {
+            if client.mark_ended(format!("token expired (closed with {TOKEN_EXPIRED})")) {
+                self.stats.tokens_expired.inc();
+                client.outbox.close(close.clone());
             }
         }
     }

@@ -75,6 +75,9 @@ counters! {
     resets: "Subscriptions with ?since= sent a reset instead (history gone, unknown or unreadable since, too much to replay)",
     messages_replayed: "Stored messages sent to joining clients (?since= replays and ?last=N)",
     handshakes_rejected: "Connections refused before or during the WebSocket handshake",
+    tokens_rejected: "Subscriptions refused for their subscribe token (401: missing, malformed, badly signed, wrong algorithm, expired; 403: a channel not covered)",
+    tokens_expired: "Connections closed with 4001 when their subscribe token expired",
+    tokens_minted: "Subscribe tokens made by POST /tokens",
     http_connections_refused: "Side-port connections answered 503 at --http-max-connections",
     http_connections_evicted: "Side-port connections closed to make room for a new one",
     http_requests_rejected: "Side-port requests the front door answered 4xx/5xx itself",
@@ -157,7 +160,7 @@ mod tests {
         let json = serde_json::to_string(&stats.snapshot(3, extra)).unwrap();
         assert_eq!(
             json,
-            r#"{"clients":3,"connections_accepted":0,"broadcasts":1,"messages_published":0,"deliveries_queued":0,"sharded_broadcasts":0,"slow_clients_dropped":0,"clients_reaped":0,"clients_kicked":0,"resumes":0,"resets":0,"messages_replayed":0,"handshakes_rejected":0,"http_connections_refused":0,"http_connections_evicted":0,"http_requests_rejected":0,"thread_spawn_failures":2,"uptime_seconds":0,"node":"a","redis_up":true}"#
+            r#"{"clients":3,"connections_accepted":0,"broadcasts":1,"messages_published":0,"deliveries_queued":0,"sharded_broadcasts":0,"slow_clients_dropped":0,"clients_reaped":0,"clients_kicked":0,"resumes":0,"resets":0,"messages_replayed":0,"handshakes_rejected":0,"tokens_rejected":0,"tokens_expired":0,"tokens_minted":0,"http_connections_refused":0,"http_connections_evicted":0,"http_requests_rejected":0,"thread_spawn_failures":2,"uptime_seconds":0,"node":"a","redis_up":true}"#
         );
     }
 }

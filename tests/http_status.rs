@@ -30,7 +30,15 @@ fn clients_lists_id_peer_since_and_queued() {
         keys.sort();
         assert_eq!(
             keys,
-            ["channels", "connected_since", "id", "peer", "queued", "transport"],
+            [
+                "channels",
+                "connected_since",
+                "id",
+                "peer",
+                "queued",
+                "transport",
+                "user"
+            ],
             "{entry}"
         );
         assert_eq!(
@@ -39,6 +47,7 @@ fn clients_lists_id_peer_since_and_queued() {
             "an /echo client is on all"
         );
         assert_eq!(entry["transport"], "echo");
+        assert_eq!(entry["user"], serde_json::Value::Null, "no token, no user");
         let id: u64 = entry["id"]
             .as_str()
             .expect("id is a string")
@@ -64,7 +73,7 @@ fn clients_lists_id_peer_since_and_queued() {
     assert_eq!(list[0]["id"], ids[1].to_string(), "b is the one left");
 }
 
-const STAT_FIELDS: [&str; 21] = [
+const STAT_FIELDS: [&str; 24] = [
     "broadcasts",
     "channels",
     "clients",
@@ -85,6 +94,9 @@ const STAT_FIELDS: [&str; 21] = [
     "sharded_broadcasts",
     "slow_clients_dropped",
     "thread_spawn_failures",
+    "tokens_expired",
+    "tokens_minted",
+    "tokens_rejected",
     "uptime_seconds",
 ];
 
@@ -207,7 +219,7 @@ fn config_json_points_at_the_websocket_port() {
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
         json,
-        serde_json::json!({"ws_port": server.ws.port(), "ws_path": "/echo"})
+        serde_json::json!({"ws_port": server.ws.port(), "ws_path": "/echo", "subscribe_tokens": false})
     );
     // And the page can use it: a client on that port and path connects.
     let url = format!(

@@ -8,6 +8,7 @@
 //! * `run`: one ad-hoc run with the parameters given.
 
 mod channels;
+mod connect;
 mod http;
 mod load;
 mod pool;
@@ -109,8 +110,8 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         rounds: usize,
         /// Only these scenario groups (fanout, capacity, throughput, slow,
-        /// cluster, publish-rtt; channels, isolation, resume — not run by
-        /// default) or names, comma-separated.
+        /// cluster, publish-rtt, connect-token; channels, isolation, resume —
+        /// not run by default) or names, comma-separated.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Servers to run (default: wspush and, where installed, nchan).

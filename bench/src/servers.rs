@@ -161,7 +161,6 @@ pub fn start_wspush_node(
     channel: &str,
     node_id: &str,
 ) -> Result<Running, String> {
-    fs::create_dir_all(&launch.work_dir).map_err(|e| format!("{}: {e}", launch.work_dir.display()))?;
     let extra = [
         "--redis".to_owned(),
         format!("redis://127.0.0.1:{redis_port}"),
@@ -173,7 +172,9 @@ pub fn start_wspush_node(
     start_wspush(launch, label, &extra)
 }
 
-fn start_wspush(launch: &Launch, label: &str, extra: &[String]) -> Result<Running, String> {
+/// Starts wspush with `extra` flags after the launch's; logs to `<work_dir>/<label>.log`.
+pub fn start_wspush(launch: &Launch, label: &str, extra: &[String]) -> Result<Running, String> {
+    fs::create_dir_all(&launch.work_dir).map_err(|e| format!("{}: {e}", launch.work_dir.display()))?;
     if !launch.wspush_bin.exists() {
         return Err(format!(
             "{} not found: run `cargo build --release` first",

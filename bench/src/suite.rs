@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::channels::{self, ChannelOutcome, ChannelSpec, ChannelSummary};
+use crate::connect::{self, ConnectOutcome, ConnectSpec, ConnectSummary, Mode};
 use crate::load::{self, Outcome, Spec};
 use crate::pool::Pool;
 use crate::report::{self, Ratio, Summary};
@@ -88,6 +89,7 @@ struct Collected {
     versus_baseline: Vec<Ratio>,
     rtt: Vec<RttSummary>,
     channels: Vec<ChannelSummary>,
+    connect: Vec<ConnectSummary>,
 }
 
 impl Suite<'_> {
@@ -376,6 +378,53 @@ impl Suite<'_> {
         out.channels.extend(sums);
     }
 
+    /// wspush open and with `--subscribe-secret`, taking turns, a fresh start per run.
+    fn connect(&self, sc: &Scenario, j: usize, spec: &ConnectSpec, out: &mut Collected) {
+        if !self.contenders.iter().any(|c| c.kind == servers::Kind::Wspush) {
+            eprintln!("{}: needs wspush among the servers, skipped", sc.name);
+            return;
+        }
+        let tokens = connect::mint_tokens(spec.clients);
+        let mut runs: Vec<ConnectOutcome> = Vec::new();
+        for r in 0..self.rounds {
+            let mut modes = [Mode::Open, Mode::Token];
+            modes.rotate_left((r + j) % 2);
+            for mode in modes {
+                let label = format!("{}-{}-{}", sc.name, mode.name(), r + 1);
+                eprintln!(
+                    "[{:>5.0}s] {} / wspush {} round {}/{}",
+                    self.started.elapsed().as_secs_f64(),
+                    sc.name,
+                    mode.name(),
+                    r + 1,
+                    self.rounds
+                );
+                let given: &[String] = if mode == Mode::Token { &tokens } else { &[] };
+                match servers::start_wspush(&self.launch, &label, &mode.flags()) {
+                    Ok(server) => {
+                        let o =
+                            self.rt
+                                .block_on(connect::run(&self.pool, &server, spec, (mode, r + 1), given));
+                        server.stop(Duration::from_secs(5));
+                        show_connect(&label, &o);
+                        self.failed.set(self.failed.get() || o.failures > 0);
+                        runs.push(o);
+                    }
+                    Err(e) => {
+                        eprintln!("  {label}: FAILED: {e}");
+                        self.failed.set(true);
+                    }
+                }
+            }
+        }
+        let sums: Vec<ConnectSummary> = [Mode::Open, Mode::Token]
+            .into_iter()
+            .filter_map(|mode| ConnectSummary::of(&sc.name, spec, mode, &runs))
+            .collect();
+        self.write(sc, &runs, &sums);
+        out.connect.extend(sums);
+    }
+
     /// One summary per target that has runs.
     fn summaries<T, S>(
         &self,
@@ -429,6 +478,16 @@ fn show_rtt(label: &str, o: &RttOutcome) {
     }
 }
 
+fn show_connect(label: &str, o: &ConnectOutcome) {
+    eprintln!(
+        "  {label}: {} connected in {:.2}s, handshake p50 {:.2} / p99 {:.2} ms, server CPU {:.1} µs/conn, failed {}",
+        o.connected, o.connect_secs, o.handshake_ms.p50, o.handshake_ms.p99, o.server_cpu_us_per_conn, o.failures
+    );
+    for e in o.errors.iter().take(3) {
+        eprintln!("    error: {e}");
+    }
+}
+
 /// Runs the suite: every scenario `only` names (or the default ones), on `servers`.
 pub fn run(
     common: &Common,
@@ -470,6 +529,7 @@ pub fn run(
             Work::Load(spec) => suite.load(sc, j, spec, peer_fanout_only, &mut out),
             Work::Rtt(spec) => suite.rtt(sc, spec, &mut out),
             Work::Channels(spec) => suite.channels(sc, j, spec, &mut out),
+            Work::Connect(spec) => suite.connect(sc, j, spec, &mut out),
         }
     }
     let mut verdicts = report::verdicts(&out.load);
@@ -487,6 +547,7 @@ pub fn run(
             "ratios_to_baseline": out.versus_baseline,
             "publish_rtt": out.rtt,
             "channels": out.channels,
+            "connect_token": out.connect,
             "targets": verdicts,
         }),
     );

@@ -71,6 +71,16 @@ impl Subscription {
     }
 }
 
+/// What a client's subscribe token said (with `--subscribe-secret`): who it is
+/// for, and when the connection must end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenHolder {
+    /// The token's `sub`, shown in `/clients` and the logs.
+    pub user: Option<Box<str>>,
+    /// The token's `exp`: the pinger closes the connection with 4001 once it passes.
+    pub expires_at: SystemTime,
+}
+
 /// A client's number: unique for the life of the server, never reused (addresses are).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(pub u64);
@@ -129,6 +139,8 @@ pub struct Client {
     pub last_seen: Arc<LastSeen>,
     pub outbox: Arc<Outbox>,
     pub subscription: Subscription,
+    /// Its subscribe token's holder and expiry; `None` when tokens are not checked.
+    pub token: Option<TokenHolder>,
 }
 
 impl Client {
@@ -149,7 +161,23 @@ impl Client {
             last_seen,
             outbox,
             subscription,
+            token: None,
         }
+    }
+
+    /// The same client, admitted with a subscribe token.
+    pub fn with_token(self, token: Option<TokenHolder>) -> Client {
+        Client { token, ..self }
+    }
+
+    /// Who its token was issued to (`sub`), if it said.
+    pub fn user(&self) -> Option<&str> {
+        self.token.as_ref().and_then(|t| t.user.as_deref())
+    }
+
+    /// Whether its token has expired by `now` (never, without one).
+    pub fn token_expired(&self, now: SystemTime) -> bool {
+        self.token.as_ref().is_some_and(|t| now >= t.expires_at)
     }
 
     /// How it is written to.
@@ -204,9 +232,15 @@ impl fmt::Display for ShownId<'_> {
     }
 }
 
+/// `client 7 (127.0.0.1:5555)`, or `client 7 (127.0.0.1:5555, user "alice")`:
+/// how every log line names a client.
 impl fmt::Display for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "client {} ({})", self.shown_id(), self.peer)
+        match self.user() {
+            // Quoted and escaped: a `sub` is the token issuer's text.
+            Some(user) => write!(f, "client {} ({}, user {user:?})", self.shown_id(), self.peer),
+            None => write!(f, "client {} ({})", self.shown_id(), self.peer),
+        }
     }
 }
 

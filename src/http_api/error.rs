@@ -4,6 +4,7 @@
 use std::io;
 
 use crate::publish::PublishError;
+use crate::token::MintError;
 
 /// A request the side port refuses; the message is sent as `{"error": "..."}`.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,9 @@ pub enum ApiError {
     /// The publisher did not deliver (404 for no such client, else 503).
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// A `POST /tokens` that cannot be made (400; 500 if signing failed).
+    #[error(transparent)]
+    Mint(#[from] MintError),
     /// The server failed at its own work (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -53,6 +57,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => 413,
             ApiError::Publish(PublishError::NoClient(_) | PublishError::NotFound(_)) => 404,
             ApiError::Publish(PublishError::Unavailable(_)) => 503,
+            ApiError::Mint(e) => e.status(),
             ApiError::Internal(_) => 500,
         }
     }

@@ -4,8 +4,9 @@
 //! gets only requests the front door (`http_front`) read and checked, and
 //! looks each up in the route table (`routes`). A publish request becomes one
 //! `Payload` handed to the publisher (`publish::Publish`: this node's fan-out,
-//! or a relay); everything else reads the registry (`channels`: the channel
-//! list and kicks), the figures or files.
+//! or a relay); `tokens` makes subscribe tokens; everything else reads the
+//! registry (`channels`: the channel list and kicks), the figures or files.
+//! A request's query string is never logged: it may carry a token.
 
 mod body;
 mod channels;
@@ -13,12 +14,14 @@ mod error;
 mod reply;
 mod routes;
 mod static_files;
+mod tokens;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use self::reply::Reply;
+pub use self::tokens::TokenMint;
 use crate::http_front::PEER_HEADER;
 use crate::metrics::Metrics;
 use crate::pods::PodList;
@@ -46,6 +49,8 @@ pub struct HttpContext {
     pub ws_path: &'static str,
     /// `--max-body-bytes`.
     pub max_body: usize,
+    /// `POST /tokens`, with `--subscribe-secret`.
+    pub tokens: Option<TokenMint>,
 }
 
 /// The running side port: its threads and the server they read from.
@@ -110,7 +115,7 @@ fn serve(server: &tiny_http::Server, ctx: &HttpContext, stop: &StopToken) {
                 "http {} {} {} from {}: {err}",
                 err.status(),
                 request.method(),
-                request.url(),
+                crate::token::strip_query(request.url()),
                 // The front door says who the client is: the router sees only its Unix socket.
                 body::header(&request, PEER_HEADER).unwrap_or_else(|| "?".to_owned())
             );

@@ -8,7 +8,7 @@ use tiny_http::{Method, Request};
 use super::body::{self, publication};
 use super::error::ApiError;
 use super::reply::Reply;
-use super::{channels, static_files, HttpContext};
+use super::{channels, static_files, tokens, HttpContext};
 use crate::channel::ChannelName;
 use crate::publish::{Health, Payload, Published};
 
@@ -107,6 +107,13 @@ static ROUTES: &[Route] = &[
         "GET",
         Auth::Token,
         channels::one,
+    ),
+    route(
+        PathMatch::Exact("/tokens"),
+        POST,
+        "POST",
+        Auth::Token,
+        tokens::mint,
     ),
     route(PathMatch::Exact("/clients"), READ, "GET", Auth::Token, clients),
     route(
@@ -215,6 +222,8 @@ struct ClientInfo {
     channels: Vec<String>,
     /// `echo` (raw frames) or `ws` (envelopes).
     transport: &'static str,
+    /// The `sub` of its subscribe token; `null` without one.
+    user: Option<String>,
 }
 
 fn clients(_: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Result<Reply, ApiError> {
@@ -229,6 +238,7 @@ fn clients(_: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Result<Reply, Ap
             queued: c.outbox.pending(),
             channels: c.subscription.channels.iter().map(|n| n.to_string()).collect(),
             transport: c.transport().as_str(),
+            user: c.user().map(str::to_owned),
         })
         .collect();
     Reply::json(&list)
@@ -276,6 +286,8 @@ fn config_json(_: &mut Request, _: &Call<'_>, ctx: &HttpContext) -> Result<Reply
     Reply::json(&serde_json::json!({
         "ws_port": ctx.ws_port,
         "ws_path": ctx.ws_path,
+        // With --subscribe-secret the page gets its tokens from POST /tokens.
+        "subscribe_tokens": ctx.tokens.is_some(),
     }))
 }
 

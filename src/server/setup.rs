@@ -19,7 +19,7 @@ use crate::client::OutboxConfig;
 use crate::config::Config;
 use crate::frame::{self, EncodedFrame};
 use crate::history::HistoryLimits;
-use crate::http_api::HttpContext;
+use crate::http_api::{HttpContext, TokenMint};
 use crate::http_front::{self, FrontDoor, SocketDir};
 use crate::join::{self, JoinContext};
 use crate::limits::Ceilings;
@@ -35,6 +35,7 @@ use crate::session::SessionContext;
 use crate::stats::Stats;
 use crate::stop::StopToken;
 use crate::threads::ThreadSpawner;
+use crate::token::{Gate, Minter};
 
 /// Pending connections the kernel may hold for the acceptor.
 const LISTEN_BACKLOG: i32 = 4096;
@@ -108,6 +109,7 @@ pub(super) fn session_context(config: &Config, core: &Core, stop: StopToken) -> 
     SessionContext {
         handshake: HandshakeSettings {
             origins: OriginPolicy::from_flags(&config.allowed_origins),
+            gate: Gate::new(config.subscribe_key(), core.stats.tokens_rejected.clone()),
             targets: TargetLimits {
                 max_channels: usize::from(config.max_channels_per_client),
                 recovery_max: config.recovery_max as usize,
@@ -178,6 +180,13 @@ pub(super) fn http_context(
         ws_port: ws_addr.port(),
         ws_path: WS_PATH,
         max_body: config.max_body_bytes,
+        tokens: config.subscribe_key().map(|secret| {
+            TokenMint::new(
+                Minter::new(secret, config.max_token_ttl),
+                reachable(ws_addr),
+                core.stats.tokens_minted.clone(),
+            )
+        }),
     }
 }
 

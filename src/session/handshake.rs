@@ -1,9 +1,10 @@
-//! The WebSocket handshake on a new connection: path, origin, deadline, bad requests.
+//! The WebSocket handshake on a new connection: path, origin, token, deadline, bad requests.
 //!
 //! tungstenite parses the upgrade request; our callback reads its target
 //! (`target`: `/echo` or `/ws/{channels}`), and answers 404 for other paths,
-//! 400 for a bad channel list or `last`, 403 for a refused origin and 503
-//! while shutting down.
+//! 400 for a bad channel list or `last`, 403 for a refused origin, 401 or 403
+//! for a subscribe token the `token::Gate` refuses, and 503 while shutting
+//! down.
 //! Requests tungstenite itself refuses (no key, wrong version, not HTTP) get a
 //! 400 or 426 written here, since it answers those with nothing. The whole
 //! handshake must finish before a deadline, however slowly bytes trickle in.
@@ -12,7 +13,7 @@ use std::cell::Cell;
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::handshake::HandshakeError;
@@ -24,6 +25,7 @@ use super::io::ConnIo;
 use super::target::{self, BadTarget, TargetLimits, Wanted, ECHO_PATH};
 use crate::http_error::{error_json, error_response};
 use crate::origin::OriginPolicy;
+use crate::token::{Gate, TokenError};
 
 /// The path of raw-frame clients (the page's `/config.json` names it).
 pub const WS_PATH: &str = ECHO_PATH;
@@ -31,6 +33,8 @@ pub const WS_PATH: &str = ECHO_PATH;
 /// What the handshake checks besides the protocol itself.
 pub struct HandshakeSettings {
     pub origins: OriginPolicy,
+    /// Who may subscribe (`--subscribe-secret`).
+    pub gate: Gate,
     /// The caps on a `/ws/…` target.
     pub targets: TargetLimits,
     pub ws_config: WebSocketConfig,
@@ -60,6 +64,9 @@ pub enum Refusal {
     BadTarget(String),
     #[error("origin {0} is not allowed")]
     Origin(String),
+    /// The subscribe token is missing, invalid, or does not cover a channel.
+    #[error(transparent)]
+    Token(TokenError),
     #[error("server is shutting down")]
     ShuttingDown,
     #[error("Sec-WebSocket-Version: 13 is required")]
@@ -73,6 +80,7 @@ impl Refusal {
         match self {
             Refusal::NoEndpoint(_) => 404,
             Refusal::Origin(_) => 403,
+            Refusal::Token(e) => e.status(),
             Refusal::ShuttingDown => 503,
             Refusal::Version => 426,
             Refusal::BadUpgrade(_) | Refusal::BadTarget(_) => 400,
@@ -123,7 +131,7 @@ pub fn accept(
 
 fn check(req: &Request, settings: &HandshakeSettings, shutting_down: bool) -> Result<Wanted, Refusal> {
     let path = req.uri().path();
-    let wanted = target::parse(path, req.uri().query(), &settings.targets).map_err(|bad| match bad {
+    let mut wanted = target::parse(path, req.uri().query(), &settings.targets).map_err(|bad| match bad {
         BadTarget::NoEndpoint => Refusal::NoEndpoint(path.to_owned()),
         BadTarget::Invalid(reason) => Refusal::BadTarget(reason),
     })?;
@@ -131,6 +139,16 @@ fn check(req: &Request, settings: &HandshakeSettings, shutting_down: bool) -> Re
     if !settings.origins.allows(header("origin"), header("host")) {
         return Err(Refusal::Origin(header("origin").unwrap_or("?").to_owned()));
     }
+    let cookies = req.headers().get_all("cookie").iter().map(|v| v.as_bytes());
+    wanted.grant = settings
+        .gate
+        .admit(
+            &wanted.subscription.channels,
+            req.uri().query(),
+            cookies,
+            SystemTime::now(),
+        )
+        .map_err(Refusal::Token)?;
     if shutting_down {
         return Err(Refusal::ShuttingDown);
     }

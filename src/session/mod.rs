@@ -22,7 +22,7 @@ use self::handshake::HandshakeSettings;
 use self::io::ConnIo;
 use self::target::Wanted;
 use crate::broadcast::Fanout;
-use crate::client::{Client, LastSeen, Outbox, OutboxConfig, ShownId, Subscription, Transport};
+use crate::client::{Client, LastSeen, Outbox, OutboxConfig, ShownId, TokenHolder, Transport};
 use crate::frame::{self, EncodedFrame, PayloadKind};
 use crate::join::{self, JoinContext};
 use crate::message;
@@ -95,10 +95,14 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, ctx: &SessionContext
 fn open(stream: &Arc<TcpStream>, peer: SocketAddr, ctx: &SessionContext) -> Option<Open> {
     let last_seen = Arc::new(LastSeen::now());
     let (ws, wanted) = handshake(stream, peer, &last_seen, ctx)?;
-    let client = new_client(stream, peer, last_seen, wanted.subscription, ctx);
+    let client = new_client(stream, peer, last_seen, &wanted, ctx);
     let (registration, joined) = join::join(&ctx.join, Arc::clone(&client), &wanted.start);
     ctx.stats.connections_accepted.inc();
-    log::info!("{client} connected{}{joined}", on_channels(&client));
+    log::info!(
+        "{client} connected{}{joined}{}",
+        on_channels(&client),
+        token_until(&client)
+    );
     if ctx.stop.is_stopped() {
         // Registered after shutdown sent its Close frames: send ours.
         client.mark_ended("server shutting down");
@@ -119,6 +123,17 @@ fn on_channels(client: &Client) -> String {
             let names: Vec<&str> = client.subscription.channels.iter().map(|c| c.as_str()).collect();
             format!(" on {}", names.join(","))
         }
+    }
+}
+
+/// ` (token until 2026-12-02T12:10:00Z)` for a client admitted with a token.
+fn token_until(client: &Client) -> String {
+    match &client.token {
+        Some(token) => format!(
+            " (token until {})",
+            humantime::format_rfc3339_seconds(token.expires_at)
+        ),
+        None => String::new(),
     }
 }
 
@@ -151,7 +166,7 @@ fn new_client(
     stream: &Arc<TcpStream>,
     peer: SocketAddr,
     last_seen: Arc<LastSeen>,
-    subscription: Subscription,
+    wanted: &Wanted,
     ctx: &SessionContext,
 ) -> Arc<Client> {
     let registry = &ctx.join.registry;
@@ -159,7 +174,12 @@ fn new_client(
     let prefix = registry.id_prefix();
     let label = ShownId::new(prefix.as_deref(), id).to_string();
     let outbox = Arc::new(Outbox::new(Arc::clone(stream), Arc::clone(&ctx.outbox), label));
-    Arc::new(Client::new(id, prefix, peer, last_seen, outbox, subscription))
+    let subscription = wanted.subscription.clone();
+    let token = wanted.grant.as_ref().map(|grant| TokenHolder {
+        user: grant.sub.as_deref().map(Box::from),
+        expires_at: grant.expires_at,
+    });
+    Arc::new(Client::new(id, prefix, peer, last_seen, outbox, subscription).with_token(token))
 }
 
 fn prepare_socket(stream: &TcpStream, write_timeout: Duration) -> stdio::Result<()> {

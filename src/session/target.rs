@@ -10,6 +10,7 @@ use crate::channel::ChannelSet;
 use crate::client::Subscription;
 use crate::history::Since;
 use crate::join::Start;
+use crate::token::Grant;
 
 /// The raw-frame path of the tutorial.
 pub const ECHO_PATH: &str = "/echo";
@@ -30,6 +31,8 @@ pub struct TargetLimits {
 pub struct Wanted {
     pub subscription: Subscription,
     pub start: Start,
+    /// What its subscribe token grants (set by the handshake once the gate admits it).
+    pub grant: Option<Grant>,
 }
 
 /// Why a target is refused.
@@ -47,6 +50,7 @@ pub fn parse(path: &str, query: Option<&str>, limits: &TargetLimits) -> Result<W
         return Ok(Wanted {
             subscription: Subscription::echo(),
             start: Start::Live,
+            grant: None,
         });
     }
     let segment = path.strip_prefix(WS_PREFIX).ok_or(BadTarget::NoEndpoint)?;
@@ -55,6 +59,7 @@ pub fn parse(path: &str, query: Option<&str>, limits: &TargetLimits) -> Result<W
     Ok(Wanted {
         subscription: Subscription::ws(channels),
         start: start(query.unwrap_or(""), limits.recovery_max)?,
+        grant: None,
     })
 }
 

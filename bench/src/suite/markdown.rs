@@ -1,9 +1,9 @@
 //! The suite's markdown report: the broadcast table, the cluster and ratio
-//! tables, publish round trips, channels, targets.
+//! tables, publish round trips, channels, connecting with tokens, targets.
 
 use super::{Collected, Suite};
 use crate::report::{self, Summary};
-use crate::{channels, rtt};
+use crate::{channels, connect, rtt};
 
 /// The whole report.
 pub(super) fn markdown(suite: &Suite, out: &Collected, verdicts: &[report::Verdict]) -> String {
@@ -38,6 +38,7 @@ pub(super) fn markdown(suite: &Suite, out: &Collected, verdicts: &[report::Verdi
     }
     md.push_str(&rtt::tables(&out.rtt));
     md.push_str(&channels::tables(&out.channels));
+    md.push_str(&connect::tables(&out.connect));
     if !verdicts.is_empty() {
         md.push_str("\n### Targets\n\n");
         md.push_str(&report::verdict_table(verdicts));

@@ -2,6 +2,7 @@
 //! whether a run without `--only` includes it.
 
 use crate::channels::ChannelSpec;
+use crate::connect::ConnectSpec;
 use crate::load::{Publish, Spec};
 use crate::rtt::RttSpec;
 use crate::Common;
@@ -14,6 +15,8 @@ pub enum Work {
     Rtt(RttSpec),
     /// Channels (`channels/`).
     Channels(ChannelSpec),
+    /// Connecting open and with subscribe tokens (`connect.rs`).
+    Connect(ConnectSpec),
 }
 
 /// One scenario of the suite.
@@ -95,6 +98,17 @@ pub fn scenarios(common: &Common) -> Vec<Scenario> {
             }),
         });
     }
+    // Issue 13: what checking a subscribe token adds to a connection.
+    v.push(Scenario {
+        name: "connect-token-10000".into(),
+        group: "connect-token",
+        default: true,
+        work: Work::Connect(ConnectSpec {
+            clients: 10_000,
+            handshake_concurrency: common.handshake_concurrency,
+            source_ips: common.source_ips,
+        }),
+    });
     // Issue 11's channels: not in the default suite, which compares with Nchan.
     for (name, group, spec) in [
         ("channels-100x100", "channels", ChannelSpec::many()),

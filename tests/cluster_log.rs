@@ -9,6 +9,8 @@ mod channels;
 #[path = "support/redis.rs"]
 mod redis;
 mod support;
+#[path = "support/tokens.rs"]
+mod tokens;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::thread;
@@ -406,4 +408,30 @@ fn a_node_whose_log_link_stays_down_is_degraded_then_recovers_what_was_logged_me
             "{line} missing from:\n{metrics}"
         );
     }
+}
+
+#[test]
+fn a_token_minted_on_one_node_resumes_its_client_on_the_other() {
+    let Some(redis) = RedisServer::start("a_token_minted_on_one_node_resumes_its_client_on_the_other") else {
+        return;
+    };
+    let secret = ["--subscribe-secret", tokens::SECRET];
+    let a = node_at(&redis.url(), "a", &secret);
+    let b = node_at(&redis.url(), "b", &secret);
+    let minted = tokens::mint(&a, &serde_json::json!({"channels": ["orders"], "ttl": 300}));
+    let token = minted["token"].as_str().expect("a token");
+
+    let (mut on_a, _) = Sub::joined(&a, &format!("orders?token={token}"));
+    let (_, first) = channels::publish(&a, "orders", "1");
+    assert_eq!(on_a.next_message().id, first);
+    drop(on_a);
+    channels::publish(&a, "orders", "2");
+
+    assert_eq!(Sub::refused(&b, &format!("orders?since={first}")).status, 401);
+    let mut on_b = Sub::connect(&b, &format!("orders?since={first}&token={token}"));
+    let missed: Vec<_> = read_until_subscribed(&mut on_b)
+        .into_iter()
+        .map(|m| m.data)
+        .collect();
+    assert_eq!(missed, ["2"]);
 }

@@ -43,6 +43,28 @@ fn publish_until(node: &TestServer, channel: &str, stop: &AtomicBool, published:
     ok
 }
 
+/// Publishes numbers to `channel` on `node` (`publish_until`) while `during`
+/// runs, then 20 more; returns the numbers answered 200. `during` is given a
+/// function that waits until `n` more were answered 200.
+fn publishing_while(node: &TestServer, channel: &str, during: impl FnOnce(&dyn Fn(usize))) -> Vec<u64> {
+    let stop = AtomicBool::new(false);
+    let published = AtomicUsize::new(0);
+    thread::scope(|s| {
+        let publisher = s.spawn(|| publish_until(node, channel, &stop, &published));
+        let _stop = StopOnDrop(&stop);
+        let more = |n: usize| {
+            let before = published.load(SeqCst);
+            wait_until(&format!("{n} more publishes answered 200"), || {
+                published.load(SeqCst) >= before + n
+            });
+        };
+        during(&more);
+        more(20);
+        stop.store(true, SeqCst);
+        publisher.join().expect("publisher")
+    })
+}
+
 /// Sets the flag when dropped: a publisher stops even when the test fails
 /// before it tells it to.
 struct StopOnDrop<'a>(&'a AtomicBool);
@@ -104,25 +126,14 @@ fn a_nodes_log_link_killed_while_publishing_loses_nothing_answered_200() {
     let b = node(&redis, "b");
     let (mut on_a, _) = Sub::joined(&a, "orders");
     let (mut on_b, _) = Sub::joined(&b, "orders");
-    let stop = AtomicBool::new(false);
-    let published = AtomicUsize::new(0);
-    let ok = thread::scope(|s| {
-        let publisher = s.spawn(|| publish_until(&a, "orders", &stop, &published));
-        let _stop = StopOnDrop(&stop);
+    let ok = publishing_while(&a, "orders", |more| {
         for kill in 1..=KILLS {
-            let before = published.load(SeqCst);
-            wait_until("a publishes", || published.load(SeqCst) >= before + 20);
+            more(20);
             // Redis closes b's log reader connection (not Redis, not a's).
             assert_eq!(kill_connections(redis.port, ".b.reader"), 1);
             wait_until("b noticed", || b.stat("redis_link_drops") == kill);
             wait_health(&b, 200);
         }
-        let before = published.load(SeqCst);
-        wait_until("a publishes after the last kill", || {
-            published.load(SeqCst) >= before + 20
-        });
-        stop.store(true, SeqCst);
-        publisher.join().expect("publisher")
     });
     channels::publish(&a, "orders", "end");
 
@@ -154,21 +165,13 @@ fn a_redis_restarted_with_aof_loses_nothing_answered_200() {
     let (mut on_a, _) = Sub::joined(&a, "orders");
     let (mut on_b, _) = Sub::joined(&b, "orders");
     let epoch = log_epoch(&a);
-    let stop = AtomicBool::new(false);
-    let published = AtomicUsize::new(0);
-    let ok = thread::scope(|s| {
-        let publisher = s.spawn(|| publish_until(&a, "orders", &stop, &published));
-        let _stop = StopOnDrop(&stop);
-        wait_until("a publishes", || published.load(SeqCst) >= 30);
+    let ok = publishing_while(&a, "orders", |more| {
+        more(30);
         redis.kill();
         wait_health(&a, 503);
         redis.restart();
         wait_health(&a, 200);
         wait_health(&b, 200);
-        let before = published.load(SeqCst);
-        wait_until("a publishes again", || published.load(SeqCst) >= before + 30);
-        stop.store(true, SeqCst);
-        publisher.join().expect("publisher")
     });
     channels::publish(&a, "orders", "end");
 

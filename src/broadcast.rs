@@ -14,6 +14,11 @@
 //! one thread per core shortens the time until the last client has its copy.
 //! The shards run inside the one registry lock, so the order of publishes is
 //! still the same for every client.
+//!
+//! A cluster node publishes what its shared log gives instead, with the log's
+//! ids (`logged`).
+
+mod logged;
 
 use std::sync::Arc;
 use std::thread;
@@ -22,10 +27,10 @@ use std::time::Instant;
 use crate::channel::ChannelName;
 use crate::client::{Client, ClientId};
 use crate::frame::EncodedFrame;
-use crate::history::MessageId;
-use crate::message::{self, Prepared};
+use crate::history::{MessageId, Stored};
+use crate::message::{self, Frames, Prepared};
 use crate::publish::{Health, Payload, Publish, PublishError, Published};
-use crate::registry::Registry;
+use crate::registry::{Hub, Registry};
 use crate::stats::{Figure, Stats};
 use crate::threads::{Role, ThreadSpawner};
 
@@ -76,27 +81,37 @@ impl Fanout {
     pub fn publish_local(&self, channel: &ChannelName, msg: &Payload) -> Delivered {
         let prepared = Prepared::new(channel, msg);
         let now = Instant::now();
-        let encoded = &self.stats.sse_events_encoded;
         let delivered = self.registry.with_hub(|hub| {
             let stored = hub.history.publish(channel, now, |id| prepared.frames(id));
-            let subscribers = hub.subscribers(channel);
-            let clients = self.offer_sharded(&subscribers, &|client: &Client| {
-                message::outgoing(&stored, client.transport(), encoded)
-                    .is_some_and(|frame| self.offer(client, frame))
-            });
-            // An event-stream subscriber made the message's event: count it.
-            hub.history.recharge(&stored);
-            Delivered {
-                clients,
-                id: stored.id(),
-            }
+            self.offer_stored(hub, &stored)
         });
+        self.count_published(channel, &delivered);
+        delivered
+    }
+
+    /// Offers a message just stored to its channel's subscribers (under the
+    /// lock), then counts in the history the event an event-stream
+    /// subscriber made for it.
+    fn offer_stored(&self, hub: &mut Hub, stored: &Stored<Frames>) -> Delivered {
+        let subscribers = hub.subscribers(stored.channel());
+        let encoded = &self.stats.sse_events_encoded;
+        let clients = self.offer_sharded(&subscribers, &|client: &Client| {
+            message::outgoing(stored, client.transport(), encoded)
+                .is_some_and(|frame| self.offer(client, frame))
+        });
+        hub.history.recharge(stored);
+        Delivered {
+            clients,
+            id: stored.id(),
+        }
+    }
+
+    fn count_published(&self, channel: &ChannelName, delivered: &Delivered) {
         self.stats.messages_published.inc();
         if channel.is_all() {
             self.stats.broadcasts.inc();
         }
         self.stats.deliveries_queued.inc_by(delivered.clients as u64);
-        delivered
     }
 
     /// Runs `offer` for every client under one registry lock, on this

@@ -157,9 +157,15 @@ pub struct Config {
     #[arg(long, env = "WSPUSH_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
 
-    /// Prefix of the Redis pub/sub channels (with --redis).
+    /// Prefix of the Redis keys and pub/sub channels (with --redis): the log is
+    /// `<prefix>.log`.
     #[arg(long, env = "WSPUSH_REDIS_CHANNEL", default_value = "wspush")]
     pub redis_channel: String,
+
+    /// About how many entries the Redis log keeps at most (`XADD MAXLEN ~`),
+    /// besides dropping those older than --history-ttl + 60 s (with --redis).
+    #[arg(long, env = "WSPUSH_REDIS_STREAM_MAX_LEN", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_stream_max_len: u64,
 
     /// This node's id in a cluster: A-Z a-z 0-9 . _ - [default: random, printed at startup].
     #[arg(long, env = "WSPUSH_NODE_ID")]

@@ -13,10 +13,15 @@
 //! reconnect into the same replay forever: a replay that does not fit is a
 //! reset, and `last=N` sends the newest messages that fit. An `/echo` client
 //! is sent nothing first.
+//!
+//! In a cluster, a client may resume on this node with an id another node
+//! gave it a moment ago: a `since` this node has not read from the shared log
+//! yet waits for it a little (`catch_up`) rather than be taken as from the
+//! future and reset.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::client::{Client, Transport};
 use crate::frame::EncodedFrame;
@@ -109,10 +114,22 @@ pub struct JoinContext {
     pub queue_len: usize,
     /// `--queue-bytes`: bytes a client's queue may hold.
     pub queue_bytes: usize,
+    /// How long a `since` newer than this node's latest id (of the same
+    /// epoch) waits for it: a cluster node may be a few milliseconds behind
+    /// the node the client comes from. Zero on a single node.
+    pub catch_up: Duration,
 }
+
+/// `JoinContext::catch_up` of a cluster node.
+pub const CLUSTER_CATCH_UP: Duration = Duration::from_secs(5);
 
 /// Sends `client` what it is owed first and registers it on its channels.
 pub fn join(ctx: &JoinContext, client: Arc<Client>, start: &Start) -> (Registration, Joined) {
+    if let Start::Since(Since::After(id)) = start {
+        if !ctx.catch_up.is_zero() {
+            ctx.registry.wait_stored(*id, ctx.catch_up);
+        }
+    }
     let (registration, joined) = ctx
         .registry
         .register(client, |hub, client| first_frames(ctx, hub, client, start));
@@ -254,6 +271,7 @@ mod tests {
             stats: Arc::new(Stats::default()),
             queue_len,
             queue_bytes,
+            catch_up: Duration::ZERO,
         }
     }
 

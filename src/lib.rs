@@ -10,8 +10,9 @@
 //! `broadcast::Fanout` for a single node (encode once per transport in
 //! `message`, then under one registry lock give it an id, store it in the
 //! `history` and offer it to the channel's subscribers: `registry::Hub`), or
-//! the `cluster` (PUBLISH to Redis; every node's subscriber hands what comes
-//! back to its own fan-out). Each offer goes through `client::outbox` (a
+//! the `cluster` (XADD to one Redis stream, the log; every node's log reader
+//! hands each entry to its own fan-out with the log's id, `broadcast::logged`).
+//! Each offer goes through `client::outbox` (a
 //! non-blocking write, or the queue and a writer thread); `session` is the
 //! connection's own thread, from its request head to a WebSocket handshake
 //! (its target: `/echo` or `/ws/{channels}`) or an event stream

@@ -5,7 +5,8 @@
 //! connection (plus a writer while it has a backlog), the pinger, the side
 //! port's accept loop, a thread per side-port connection and the helpers
 //! (`http_front`, with tiny_http's own threads behind it) and, with
-//! `--redis`, the cluster's subscriber and announcer. Each gets a context of its own; one `Stop` ends them all.
+//! `--redis`, the cluster's log reader, subscriber and announcer. Each gets a
+//! context of its own; one `Stop` ends them all.
 //! This file is the only one that knows the cluster exists: to everyone else
 //! it is a `Publish`.
 
@@ -22,7 +23,7 @@ use self::setup::{
     warn_about, Bound, Core,
 };
 use crate::acceptor::{self, Acceptor};
-use crate::cluster::{self, Cluster, ClusterSettings, ClusterThreads};
+use crate::cluster::{self, Cluster, ClusterSettings, ClusterThreads, LogSettings};
 use crate::config::Config;
 use crate::http_api::HttpApi;
 use crate::http_front::{HttpFront, Routes};
@@ -267,5 +268,9 @@ fn cluster_settings(config: &Config, bound: &Bound) -> Result<Option<ClusterSett
         .map_err(|e| StartError::Invalid(e.to_string()))?;
     settings.ws_url = format!("ws://{}{WS_PATH}", bound.ws_addr);
     settings.http_url = format!("http://{}/", bound.http_addr);
+    settings.log = LogSettings {
+        max_len: config.redis_stream_max_len,
+        keep: config.history_ttl,
+    };
     Ok(Some(settings))
 }

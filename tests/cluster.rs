@@ -1,211 +1,19 @@
-//! Several nodes sharing publishes through a real Redis (`--redis`).
-//!
-//! Each test starts its own `redis-server` (Debian package `redis-server`) on a
-//! free port below the ephemeral range (`free_port`), without persistence, and kills it by its PID when done (a guard
-//! does it on panic too). With `CI=true` a missing `redis-server` fails these
-//! tests; elsewhere they print one skip line and pass.
+//! Several nodes sharing publishes through a real Redis (`--redis`): one
+//! order, ids and `/send/{id}` across nodes, outages (see `support/redis.rs`
+//! for the Redis each test starts). What the shared log keeps through link
+//! drops and Redis restarts is in `cluster_log.rs`.
 
 #[path = "support/channels.rs"]
 mod channels;
+#[path = "support/redis.rs"]
+mod redis;
 mod support;
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Once;
 use std::thread;
-use std::time::{Duration, Instant};
 
-use support::{wait_until, TestServer, WsClient, DEADLINE};
-
-/// A `redis-server` child on 127.0.0.1, killed when dropped.
-struct RedisServer {
-    bin: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    /// A fresh server on a free port, or `None` (after one skip line) when
-    /// `redis-server` is not installed and this is not CI.
-    fn start(test: &str) -> Option<RedisServer> {
-        let bin = redis_server_bin(test)?;
-        for _ in 0..5 {
-            let mut redis = RedisServer {
-                bin: bin.clone(),
-                port: free_port(),
-                child: None,
-            };
-            match redis.spawn() {
-                Ok(()) => return Some(redis),
-                Err(e) => eprintln!(
-                    "redis-server on port {} did not start ({e}); another port",
-                    redis.port
-                ),
-            }
-        }
-        panic!("redis-server did not start on any of 5 free ports");
-    }
-
-    /// A server that is not running yet, on a port that was free just now.
-    fn stopped(test: &str) -> Option<RedisServer> {
-        Some(RedisServer {
-            bin: redis_server_bin(test)?,
-            port: free_port(),
-            child: None,
-        })
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts `redis-server` on `self.port` and waits for its PONG; says why
-    /// not (exiting at once most likely means the port was taken meanwhile).
-    fn spawn(&mut self) -> Result<(), String> {
-        let port = self.port.to_string();
-        let child = Command::new(&self.bin)
-            .args([
-                "--port",
-                &port,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--daemonize", "no", "--loglevel", "warning"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
-        let child = self.child.insert(child);
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                self.child = None;
-                return Err(format!("it exited at once: {status}"));
-            }
-            if ping(self.port) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                self.kill();
-                return Err(format!("no PONG within {DEADLINE:?}"));
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Starts it again on the same port (after `kill`).
-    fn restart(&mut self) {
-        if let Err(e) = self.spawn() {
-            panic!("redis-server did not restart on port {}: {e}", self.port);
-        }
-    }
-
-    /// Kills it by its PID (SIGKILL: the node sees its connections die) and reaps it.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// `redis-server` on PATH (or Debian's place); `None` after a skip line outside CI.
-fn redis_server_bin(test: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
-        .map(|dir| dir.join("redis-server"))
-        .find(|p| is_executable(p));
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("redis-server is not installed; CI must install the Debian package redis-server");
-        }
-        static SKIP: Once = Once::new();
-        SKIP.call_once(|| {
-            // Straight to stderr, past the test harness's capture, once per run.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED cluster tests (first: {test}): redis-server not found; apt-get install redis-server"
-            );
-        });
-    }
-    found
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// A port for a `redis-server`, free when picked, and below the kernel's
-/// ephemeral range.
-///
-/// Tests stop Redis and start it again on the same port (the nodes know its
-/// URL). An ephemeral port would be free for anyone meanwhile: every
-/// outgoing connection on the machine (other tests', other builds') takes
-/// its local port from that range, and one that got this port keeps Redis
-/// from binding it again (EADDRINUSE: "redis-server did not restart"); a
-/// node retrying a closed ephemeral port can even connect to itself. Below
-/// the range only an explicit bind takes a port. The start is random so that
-/// parallel tests spread out.
-fn free_port() -> u16 {
-    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let low: u16 = range
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(32768);
-    let span = low.saturating_sub(1024).min(10_000);
-    assert!(
-        span >= 1000,
-        "ephemeral range starts at {low}: no room below it for test ports"
-    );
-    let start = getrandom::u32().expect("random") % u32::from(span);
-    (0..u32::from(span))
-        .map(|i| low - 1 - ((start + i) % u32::from(span)) as u16)
-        .find(|&port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok())
-        .expect("a free port below the ephemeral range")
-}
-
-/// Whether a Redis answers PING on `port`.
-fn ping(port: u16) -> bool {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut buf = [0u8; 16];
-    s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-}
-
-/// A node of the cluster on `redis`, with id `id`, serving once subscribed.
-fn node(redis: &RedisServer, id: &str) -> TestServer {
-    let url = redis.url();
-    let node = TestServer::start(&["--redis", &url, "--node-id", id]);
-    wait_health(&node, 200);
-    node
-}
-
-fn wait_health(node: &TestServer, status: u16) {
-    wait_until(&format!("/healthz answers {status} on {}", node.http), || {
-        node.get("/healthz").0 == status
-    });
-}
+use redis::{kill_connections, node, wait_health, RedisServer};
+use support::{wait_until, TestServer, WsClient};
 
 /// `n` clients connected to `node`, registered.
 fn clients(node: &TestServer, n: u64) -> Vec<WsClient> {
@@ -322,11 +130,7 @@ fn a_channel_publish_reaches_its_subscribers_on_both_nodes() {
     assert_eq!(answer["id"], on_b.id, "the answer carries the id b gave it");
     let on_a = a_orders.next_message();
     assert_eq!(on_a.data, on_b.data, "JSON stays JSON through Redis");
-    assert_ne!(
-        channels::epoch_of(&on_a.id),
-        channels::epoch_of(&on_b.id),
-        "each node gives its own ids"
-    );
+    assert_eq!(on_a.id, on_b.id, "the log's id, the same on every node");
 
     let (clients, _) = channels::publish(&a, "billing", "bill");
     assert_eq!(clients, 1);
@@ -462,8 +266,14 @@ fn a_redis_outage_degrades_the_nodes_and_they_recover_by_themselves() {
     wait_health(&a, 503);
     wait_health(&b, 503);
     assert_eq!(a.get("/healthz").1, "degraded");
-    let (status, body) = a.get("/sendall?msg=lost");
-    assert_eq!((status, body.as_str()), (503, r#"{"error":"redis unavailable"}"#));
+    for publish in ["/sendall?msg=lost", "/publish/orders?msg=lost"] {
+        let (status, body) = a.get(publish);
+        assert_eq!(
+            (status, body.as_str()),
+            (503, r#"{"error":"redis unavailable"}"#),
+            "{publish}"
+        );
+    }
     let (status, body) = b.post(&format!("/send/{a1}"), "text/plain", b"lost too");
     assert_eq!((status, body.as_str()), (503, r#"{"error":"redis unavailable"}"#));
     assert_eq!(json(&a.get("/cluster").1)["redis"], "down");
@@ -514,28 +324,17 @@ fn a_publish_connection_closed_by_redis_is_replaced_without_a_repeat() {
     sendall(&a, "first");
     expect_all(&mut all, "first");
 
-    // Redis closes every ordinary connection (the nodes' publishing ones), not
-    // the subscriptions: the next publish fails on its idle connection, is
+    // Redis closes the nodes' publishing connections, not their log readers
+    // or subscriptions: the next publish fails on its idle connection, is
     // sent again on a new one, and still arrives once.
-    let killed = redis_command(redis.port, "CLIENT KILL TYPE normal");
-    assert!(killed.starts_with(':'), "{killed}");
+    assert_eq!(kill_connections(redis.port, ".a.publisher"), 1);
+    kill_connections(redis.port, ".b.publisher");
     let answer = sendall(&a, "after-kill");
     assert_eq!(answer["nodes"], 2, "{answer}");
     expect_all(&mut all, "after-kill");
     sendall(&b, "next");
     expect_all(&mut all, "next");
     assert_eq!(a.stat("redis_publish_failures"), 0);
-}
-
-/// Sends one inline command to the Redis on `port`; returns the first reply line.
-fn redis_command(port: u16, command: &str) -> String {
-    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect to redis");
-    s.set_read_timeout(Some(DEADLINE)).expect("set timeout");
-    s.write_all(format!("{command}\r\n").as_bytes())
-        .expect("send to redis");
-    let mut buf = [0u8; 256];
-    let n = s.read(&mut buf).expect("redis answers");
-    String::from_utf8_lossy(&buf[..n]).trim_end().to_owned()
 }
 
 #[test]

@@ -184,6 +184,8 @@ pub struct Outcome {
     pub procs: Vec<ProcFigures>,
     /// The other nodes' own counters at the end.
     pub other_counters: Vec<Option<serde_json::Value>>,
+    /// Over a cluster: its shared log in Redis at the end.
+    pub redis_log: Option<crate::servers::LogFigures>,
 }
 
 /// One node's clients, in a run over several nodes.
@@ -827,6 +829,7 @@ pub async fn run(pool: &Pool, servers: &[&Running], others: &[(String, u32)], sp
         per_node,
         procs,
         other_counters,
+        redis_log: None,
     }
 }
 

@@ -72,6 +72,10 @@ pub struct Summary {
     pub node_fanout_p99_ms: Vec<f64>,
     /// Every process watched (nodes, Redis): CPU and RSS, medians.
     pub procs: Vec<ProcSummary>,
+    /// Over a cluster: Redis's CPU per 1,000 messages published, ms.
+    pub redis_cpu_ms_per_1000_msgs: Option<f64>,
+    /// Over a cluster: bytes the shared log holds per 1,000 entries, KiB.
+    pub redis_log_kib_per_1000_msgs: Option<f64>,
 }
 
 /// One watched process's figures, medians over the runs.
@@ -87,6 +91,27 @@ pub struct ProcSummary {
     pub rss_connected_kib: f64,
     /// RSS at the end, KiB.
     pub rss_after_kib: f64,
+}
+
+/// Over a cluster: Redis's CPU per 1,000 messages published, ms (median).
+fn redis_cpu_per_1000(runs: &[&Outcome]) -> Option<f64> {
+    let k = runs[0].procs.iter().position(|p| p.name == "redis")?;
+    Some(median(
+        runs.iter()
+            .map(|o| o.procs.get(k).map_or(0.0, |p| p.cpu_ms) * 1000.0 / o.published_ok.max(1) as f64)
+            .collect(),
+    ))
+}
+
+/// Over a cluster: the log's bytes per 1,000 entries at the end, KiB (median).
+fn redis_log_per_1000(runs: &[&Outcome]) -> Option<f64> {
+    runs[0].redis_log?;
+    Some(median(
+        runs.iter()
+            .filter_map(|o| o.redis_log)
+            .map(|l| l.bytes as f64 / l.entries.max(1) as f64 * 1000.0 / 1024.0)
+            .collect(),
+    ))
 }
 
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {
@@ -149,6 +174,8 @@ impl Summary {
             node_fanout_p99_ms: (0..first.per_node.len())
                 .map(|k| m(&|o| o.per_node.get(k).map_or(0.0, |n| n.fanout_ms.p99)))
                 .collect(),
+            redis_cpu_ms_per_1000_msgs: redis_cpu_per_1000(runs),
+            redis_log_kib_per_1000_msgs: redis_log_per_1000(runs),
             procs: first
                 .procs
                 .iter()
@@ -211,13 +238,15 @@ pub fn table(rows: &[Summary]) -> String {
     s
 }
 
-/// One node against two nodes through Redis: latency, losses, and every
-/// process's CPU (per 1,000 deliveries over the broadcast phase) and RSS.
+/// One node against two nodes through Redis: latency, losses, every
+/// process's CPU (per 1,000 deliveries over the broadcast phase) and RSS, and
+/// Redis's own CPU and log memory per 1,000 messages.
 pub fn cluster_table(rows: &[Summary]) -> String {
     let mut s = String::from(
         "| scenario | setup | clients | fan-out p50 ms | fan-out p99 ms | fan-out max ms | delivery p99 ms \
-         | delivery p99 by node ms | lost | dup | order≠ | CPU ms/1k deliveries | RSS MiB (connected → end) |\n\
-         |---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|\n",
+         | delivery p99 by node ms | lost | dup | order≠ | CPU ms/1k deliveries | RSS MiB (connected → end) \
+         | Redis CPU ms/1k msgs | Redis log KiB/1k msgs |\n\
+         |---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|\n",
     );
     for r in rows {
         let by_node = if r.node_delivery_p99_ms.is_empty() {
@@ -248,9 +277,10 @@ pub fn cluster_table(rows: &[Summary]) -> String {
             })
             .collect::<Vec<_>>()
             .join(", ");
+        let per_1000 = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.1}"));
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.scenario,
             r.server,
             r.clients,
@@ -264,6 +294,8 @@ pub fn cluster_table(rows: &[Summary]) -> String {
             r.order_differs,
             cpu,
             rss,
+            per_1000(r.redis_cpu_ms_per_1000_msgs),
+            per_1000(r.redis_log_kib_per_1000_msgs),
         );
     }
     s

@@ -419,6 +419,36 @@ impl Redis {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The stream `key`'s entries and the bytes Redis holds for it
+    /// (`XLEN`, `MEMORY USAGE … SAMPLES 0`), if it answers.
+    pub fn log_figures(&self, key: &str) -> Option<LogFigures> {
+        Some(LogFigures {
+            entries: self.integer(&format!("XLEN {key}"))?,
+            bytes: self.integer(&format!("MEMORY USAGE {key} SAMPLES 0"))?,
+        })
+    }
+
+    /// The integer reply (`:N`) to an inline command.
+    fn integer(&self, command: &str) -> Option<u64> {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(format!("{command}\r\n").as_bytes()).ok()?;
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).ok()?;
+        let reply = std::str::from_utf8(&buf[..n]).ok()?;
+        reply.strip_prefix(':')?.trim_end().parse().ok()
+    }
+}
+
+/// A cluster's shared log at the end of a run, as Redis holds it.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct LogFigures {
+    /// Entries in the stream.
+    pub entries: u64,
+    /// Bytes Redis holds for it.
+    pub bytes: u64,
 }
 
 impl Drop for Redis {

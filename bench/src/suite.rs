@@ -3,6 +3,7 @@
 //! taking turns in an order that rotates; medians, ratios and the
 //! targets as markdown (`markdown.rs`), JSON per scenario.
 
+mod cluster;
 mod markdown;
 mod scenarios;
 
@@ -169,13 +170,21 @@ impl Suite<'_> {
         Ok(out)
     }
 
-    fn load(&self, sc: &Scenario, j: usize, spec: &Spec, peer_fanout_only: bool, out: &mut Collected) {
+    /// False (after a line saying why) for a cluster scenario without redis-server.
+    fn can_run(&self, sc: &Scenario) -> bool {
         if sc.group == "cluster" && !servers::redis_available() {
             eprintln!(
                 "{}: redis-server not installed, skipped (scripts/bench.sh installs it)",
                 sc.name
             );
             self.failed.set(true);
+            return false;
+        }
+        true
+    }
+
+    fn load(&self, sc: &Scenario, j: usize, spec: &Spec, peer_fanout_only: bool, out: &mut Collected) {
+        if !self.can_run(sc) {
             return;
         }
         let Some(targets) = self.load_targets(sc, peer_fanout_only) else {
@@ -200,7 +209,7 @@ impl Suite<'_> {
                         ..self.rt.block_on(load::run(&self.pool, &[s], &[], &spec))
                     }
                 }),
-                Target::Cluster => run_cluster(&self.rt, &self.pool, &self.launch, label, spec),
+                Target::Cluster => cluster::load(&self.rt, &self.pool, &self.launch, label, spec),
             },
             &|label, o| progress_line(label, o),
         );
@@ -272,6 +281,14 @@ impl Suite<'_> {
         )
     }
 
+    /// The servers of a channel scenario: the cluster runs next to one wspush.
+    fn channel_targets(&self, sc: &Scenario) -> Vec<Target> {
+        match self.contenders.iter().position(|c| c.name == "wspush") {
+            Some(w) if sc.group == "cluster" => vec![Target::Server(w), Target::Cluster],
+            _ => self.all_servers(),
+        }
+    }
+
     fn all_servers(&self) -> Vec<Target> {
         (0..self.contenders.len()).map(Target::Server).collect()
     }
@@ -336,7 +353,10 @@ impl Suite<'_> {
     }
 
     fn channels(&self, sc: &Scenario, j: usize, spec: &ChannelSpec, out: &mut Collected) {
-        let targets = self.all_servers();
+        if !self.can_run(sc) {
+            return;
+        }
+        let targets = self.channel_targets(sc);
         let runs = self.alternate(
             sc,
             j,
@@ -347,9 +367,15 @@ impl Suite<'_> {
                     source_ips: self.common.source_ips,
                     round,
                 };
-                self.on_server(t, label, |s| {
-                    self.rt.block_on(channels::run(&self.pool, s, spec, setup))
-                })?
+                match t {
+                    // Channel scenarios have no legs (`channel_targets`).
+                    Target::Server(_) | Target::Leg(..) => self.on_server(t, label, |s| {
+                        self.rt.block_on(channels::run(&self.pool, &[s], spec, setup))
+                    })?,
+                    Target::Cluster => {
+                        cluster::channels(&self.rt, &self.pool, &self.launch, label, spec, setup)
+                    }
+                }
             },
             &|label, o: &ChannelOutcome| {
                 let t = &o.tally;
@@ -496,53 +522,6 @@ fn show_connect(label: &str, o: &ConnectOutcome) {
     for e in o.errors.iter().take(3) {
         eprintln!("    error: {e}");
     }
-}
-
-/// Starts a local Redis and two wspush nodes on it, runs `spec` with the
-/// clients spread over both and published through node A, stops all three.
-fn run_cluster(
-    rt: &tokio::runtime::Runtime,
-    pool: &Pool,
-    launch: &Launch,
-    label: &str,
-    spec: &Spec,
-) -> Result<Outcome, String> {
-    // Dropping it (also on an error below) kills redis-server by its pid.
-    let redis = servers::Redis::start(launch, &format!("{label}-redis"))?;
-    let channel = "bench";
-    let a = servers::start_wspush_node(launch, &format!("{label}-a"), redis.port, channel, "bench-a")?;
-    let b = match servers::start_wspush_node(launch, &format!("{label}-b"), redis.port, channel, "bench-b") {
-        Ok(b) => b,
-        Err(e) => {
-            a.stop(Duration::from_secs(5));
-            return Err(e);
-        }
-    };
-    let ready = rt.block_on(async {
-        for node in [&a, &b] {
-            if !servers::wait_healthy(node, Duration::from_secs(15)).await {
-                return Err(format!(
-                    "node at {} never answered /healthz 200 within 15 s",
-                    node.http
-                ));
-            }
-        }
-        Ok(())
-    });
-    let outcome = ready.map(|()| Outcome {
-        // The name the suite's summaries look for.
-        server: CLUSTER_NAME.to_owned(),
-        ..rt.block_on(load::run(
-            pool,
-            &[&a, &b],
-            &[("redis".to_owned(), redis.pid())],
-            spec,
-        ))
-    });
-    a.stop(Duration::from_secs(5));
-    b.stop(Duration::from_secs(5));
-    drop(redis);
-    outcome
 }
 
 /// Runs the suite: every scenario `only` names (or the default ones), on `servers`.

@@ -20,14 +20,15 @@ pub enum SetupError {
 /// Why a publish through the cluster was not delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    /// The subscription is down, or Redis refused the PUBLISH.
+    /// A link is down, or Redis refused the command, or the log is gone.
     #[error("redis unavailable")]
     RedisUnavailable,
+    /// Logged, but this node's reader did not deliver it in time.
     #[error(
-        "redis unavailable: the message reached {receivers} node(s) but not this one's \
-         subscription within {REPLY_DEADLINE:?}"
+        "redis unavailable: the message was logged as {id} but this node did not read it back \
+         within {REPLY_DEADLINE:?}; it may still be delivered"
     )]
-    NotReturned { receivers: u64 },
+    NotReturned { id: String },
     #[error("no client with id {0:?}")]
     NoClient(String),
     #[error("no client with id {id:?}: no node {node:?} is in the cluster")]

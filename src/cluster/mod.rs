@@ -1,31 +1,40 @@
-//! Several nodes sharing publishes through Redis pub/sub (`--redis`).
+//! Several nodes sharing publishes through Redis (`--redis`): one shared log
+//! (a Redis stream) for every channel, and pub/sub for the rest.
 //!
 //! Without `--redis`, nothing here runs: the server publishes straight to this
-//! node's fan-out. With it, `Cluster` is the server's `Publish`: it PUBLISHes
-//! the message (`publisher`), and every node's one subscriber thread
-//! (`subscriber`) hands what arrives to its own fan-out, the publishing node
-//! included: so all clients of all nodes see the messages in the one order
-//! Redis gives its channel. Only `server.rs` knows this module exists.
+//! node's fan-out. With it, `Cluster` is the server's `Publish`: a publish is
+//! appended to the log (`publisher`, `stream`), and every node's reader thread
+//! (`reader`) follows the log and hands each entry to its own fan-out, the
+//! publishing node included, with the id the log gave it. So all clients of
+//! all nodes see the messages in the one order of the log, with the same ids,
+//! and a client can resume on any node. A node whose link drops reads on from
+//! where it was when it comes back: its clients miss nothing the log still
+//! holds. Only `server.rs` knows this module exists.
 //!
-//! Redis channels (prefix `--redis-channel`, default `wspush`):
-//! - `<prefix>`: publishes to every wspush channel (each node offers them to
-//!   its own subscribers of that channel, giving them its own ids in the
-//!   order Redis delivers), and the nodes' announcements;
+//! Redis keys and channels (prefix `--redis-channel`, default `wspush`):
+//! - `<prefix>.log`, `<prefix>.epoch`: the log and its incarnation (`stream`);
+//!   each entry is one publish (`entry`);
+//! - `<prefix>`: the nodes' announcements (pub/sub);
 //! - `<prefix>.node.<NODE>`: messages for one client of NODE, and the answers
-//!   (acks) to the ones NODE sent.
+//!   (acks) to the ones NODE sent (pub/sub; `wire`).
 //!
-//! Threads: the subscriber (reads, fans out, reconnects with backoff) and the
-//! announcer (`announcer`: every 5 s says "here", answers `hello`s, sends
-//! acks). HTTP threads publish through one connection behind a mutex taken
-//! with a timeout, so a dead Redis costs a request at most a few seconds and
-//! then a 503.
-//! The format of the messages is in `wire`.
+//! Threads: the log reader, the subscriber (`subscriber`: messages for one
+//! client, announcements) and the announcer (`announcer`: every 5 s says
+//! "here", answers `hello`s, sends acks, trims the log). Both links are kept up
+//! by `relink`. HTTP threads send through one connection (`link`).
 
 mod announcer;
+mod counters;
+mod dedup;
+mod entry;
 mod error;
+mod link;
 mod members;
 mod node;
 mod publisher;
+mod reader;
+mod relink;
+mod stream;
 mod subscriber;
 mod wire;
 
@@ -40,10 +49,12 @@ use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 
 use self::announcer::Control;
+use self::counters::Counters;
 pub use self::error::{ClusterError, SetupError};
+use self::link::{link_slot, LinkSlot};
 use self::members::{MemberInfo, MemberView, Members};
 use self::node::MAX_NODE_ID;
-use self::publisher::{link_slot, LinkSlot};
+use self::stream::LogKeys;
 use self::wire::SendResult;
 use crate::broadcast::{Delivered, Fanout};
 use crate::stop::StopToken;
@@ -63,13 +74,18 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const IO_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often the subscriber looks up from a quiet connection (stop, silence).
 const POLL: Duration = Duration::from_millis(250);
+/// The log keeps this much more than `--history-ttl`, so that a node starting
+/// or reconnecting finds all of the window still there.
+const TRIM_MARGIN: Duration = Duration::from_secs(60);
+/// `--redis-stream-max-len`'s default.
+const DEFAULT_STREAM_MAX_LEN: u64 = 100_000;
 /// A subscription that hears nothing, not even its own announcements, for this
 /// long is taken as dead and made anew.
 const SILENCE_LIMIT: Duration = Duration::from_secs(15);
 /// First and longest wait between reconnection attempts.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(3);
-/// How long startup waits for the first subscription before serving degraded.
+/// How long startup waits for the links (and the log read up to now) before serving degraded.
 pub const STARTUP_WAIT: Duration = Duration::from_secs(2);
 
 /// What a node of a cluster is told at startup.
@@ -83,6 +99,17 @@ pub struct ClusterSettings {
     /// This node's WebSocket and side-port URLs, as bound, for `/cluster`.
     pub ws_url: String,
     pub http_url: String,
+    /// How much the log keeps.
+    pub log: LogSettings,
+}
+
+/// How much the log keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSettings {
+    /// `--redis-stream-max-len`: about this many entries at most (`MAXLEN ~`).
+    pub max_len: u64,
+    /// `--history-ttl`: entries older than this (and `TRIM_MARGIN`) are trimmed.
+    pub keep: Duration,
 }
 
 impl ClusterSettings {
@@ -98,6 +125,10 @@ impl ClusterSettings {
             node: node::node_id(node_id)?,
             ws_url: String::new(),
             http_url: String::new(),
+            log: LogSettings {
+                max_len: DEFAULT_STREAM_MAX_LEN,
+                keep: Duration::from_secs(300),
+            },
         })
     }
 
@@ -116,21 +147,17 @@ enum Outcome {
     Sent(SendResult),
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    publishes: AtomicU64,
-    publish_failures: AtomicU64,
-    reconnects: AtomicU64,
-    received: AtomicU64,
-}
-
 /// What `/cluster` answers.
 #[derive(Debug, Clone, Serialize)]
 struct ClusterView {
     node: String,
-    /// `up` while subscribed, else `down`.
+    /// `up` while it reads the log and is subscribed, else `down`.
     redis: &'static str,
     channel: String,
+    /// The log's Redis key.
+    log: String,
+    /// The log's epoch (the first part of every message id), once known.
+    epoch: Option<String>,
     /// Nodes heard from within the last 30 s, this one included, by id.
     nodes: Vec<MemberView>,
 }
@@ -154,9 +181,16 @@ pub struct Cluster {
     fanout: Fanout,
     ws_url: String,
     http_url: String,
-    up: AtomicBool,
-    /// Counts subscriptions made: a publish connection from an older one may be stale.
-    epoch: AtomicU64,
+    log: LogKeys,
+    log_settings: LogSettings,
+    /// The epoch of the log the reader follows, once it joined one.
+    log_epoch: Mutex<Option<u64>>,
+    /// The subscription is up.
+    subscribed: AtomicBool,
+    /// The reader's link is up and it has read the log up to now.
+    reading: AtomicBool,
+    /// Counts links made: a publish connection from an older one may be stale.
+    generation: AtomicU64,
     link: LinkSlot,
     pending: Mutex<HashMap<u64, Sender<Outcome>>>,
     members: Mutex<Members>,
@@ -177,15 +211,19 @@ impl Cluster {
                 own_channel: node_channel(&settings.prefix, &settings.node),
                 node: settings.node,
                 boot,
-                prefix: settings.prefix,
+                prefix: settings.prefix.clone(),
             },
             client: settings.client,
             target,
             fanout,
             ws_url: settings.ws_url,
             http_url: settings.http_url,
-            up: AtomicBool::new(false),
-            epoch: AtomicU64::new(0),
+            log: LogKeys::new(&settings.prefix),
+            log_settings: settings.log,
+            log_epoch: Mutex::new(None),
+            subscribed: AtomicBool::new(false),
+            reading: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             link: link_slot(),
             pending: Mutex::new(HashMap::new()),
             members: Mutex::new(Members::default()),
@@ -195,11 +233,11 @@ impl Cluster {
         }))
     }
 
-    /// `wspush node NODE redis=HOST:PORT/DB channel=PREFIX`, printed at startup.
+    /// `wspush node NODE redis=HOST:PORT/DB channel=PREFIX log=PREFIX.log`, printed at startup.
     pub fn node_line(&self) -> String {
         format!(
-            "wspush node {} redis={} channel={}",
-            self.id.node, self.target, self.id.prefix
+            "wspush node {} redis={} channel={} log={}",
+            self.id.node, self.target, self.id.prefix, self.log.stream
         )
     }
 
@@ -207,46 +245,64 @@ impl Cluster {
         &self.id.node
     }
 
-    /// Whether the subscription is up: publishing works and `/healthz` is ok.
+    /// Whether the node reads the log (up to now) and is subscribed:
+    /// publishing works and `/healthz` is ok.
     fn is_up(&self) -> bool {
-        self.up.load(SeqCst)
+        self.reading.load(SeqCst) && self.subscribed.load(SeqCst)
     }
 
-    /// Starts the subscriber and announcer threads; they end with the stop.
+    /// What its connection for `role` is called in Redis's `CLIENT LIST`:
+    /// `<prefix>.<node>.<role>`.
+    fn connection_name(&self, role: &str) -> String {
+        format!("{}.{}.{role}", self.id.prefix, self.id.node)
+    }
+
+    /// Starts the reader, subscriber and announcer threads; they end with the stop.
     pub fn start(
         self: &Arc<Self>,
         spawner: &ThreadSpawner,
         stop: &StopToken,
     ) -> std::io::Result<ClusterThreads> {
         log::info!(
-            "cluster: node {} (boot {:016x}) joins through redis {} on channel {}",
+            "cluster: node {} (boot {:016x}) joins through redis {}: log {}, channel {}",
             self.id.node,
             self.id.boot,
             self.target,
+            self.log.stream,
             self.id.prefix
         );
-        let (me, token) = (Arc::clone(self), stop.clone());
-        let subscriber = spawner.spawn(Role::Service, "redis-subscriber".into(), move || {
-            subscriber::run(&me, &token);
-        })?;
-        let (me, token) = (Arc::clone(self), stop.clone());
-        let announcer = spawner.spawn(Role::Service, "redis-announcer".into(), move || {
-            announcer::run(&me, &token);
-        });
-        Ok(ClusterThreads {
+        let start = |name: &str, run: fn(&Cluster, &StopToken)| {
+            let (me, token) = (Arc::clone(self), stop.clone());
+            spawner.spawn(Role::Service, name.into(), move || run(&me, &token))
+        };
+        // Each thread started is joined, even when a later one cannot start.
+        let mut threads = ClusterThreads {
             node: Arc::clone(&self.id.node),
-            subscriber,
-            announcer: announcer?,
-        })
+            handles: Vec::new(),
+        };
+        for (name, run) in [
+            ("redis-reader", reader::run as fn(&Cluster, &StopToken)),
+            ("redis-subscriber", subscriber::run),
+            ("redis-announcer", announcer::run),
+        ] {
+            match start(name, run) {
+                Ok(handle) => threads.handles.push(handle),
+                Err(e) => {
+                    threads.join();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(threads)
     }
 
-    /// Waits up to `timeout` for the subscription; true once it is up.
+    /// Waits up to `timeout` for the links and the log; true once it is up.
     pub fn wait_up(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while !self.is_up() {
             if Instant::now() >= deadline {
                 log::warn!(
-                    "cluster: not subscribed at redis {} yet: serving degraded (publishes answer 503) until it is",
+                    "cluster: not reading the log at redis {} yet: serving degraded (publishes answer 503) until it is",
                     self.target
                 );
                 return false;
@@ -261,6 +317,8 @@ impl Cluster {
             node: self.id.node.to_string(),
             redis: if self.is_up() { "up" } else { "down" },
             channel: self.id.prefix.clone(),
+            log: self.log.stream.clone(),
+            epoch: self.log_epoch.lock().map(|e| format!("{e:016x}")),
             nodes: self.members().list(MEMBER_WINDOW),
         }
     }
@@ -304,15 +362,15 @@ fn node_channel(prefix: &str, node: &str) -> String {
 /// The running cluster threads; join them once the stop is given.
 pub struct ClusterThreads {
     node: Arc<str>,
-    subscriber: JoinHandle<()>,
-    announcer: JoinHandle<()>,
+    handles: Vec<JoinHandle<()>>,
 }
 
 impl ClusterThreads {
-    /// Waits for the announcer's goodbye and the subscriber's end.
+    /// Waits for the announcer's goodbye and the links' end.
     pub fn join(self) {
-        let _ = self.announcer.join();
-        let _ = self.subscriber.join();
+        for handle in self.handles {
+            let _ = handle.join();
+        }
         log::info!("cluster: node {} left", self.node);
     }
 }

@@ -1,176 +1,108 @@
 //! Publishing through Redis: the cluster's side of `Publish`.
 //!
-//! A publish is PUBLISHed, and answered once its outcome is back:
-//! - a message for a channel (`all` included) goes on the shared Redis
-//!   channel; the HTTP thread waits for this node's own subscriber to fan it
-//!   out, and answers `{"clients": <subscribers on this node>, "id": <the id
-//!   this node gave it>, "nodes": <nodes Redis handed it to>}`;
-//! - a message for client `NODE-N` goes on NODE's channel. If Redis hands it to
-//!   no one, no node NODE is subscribed: 404. Otherwise NODE offers it to its
-//!   client and acks `delivered`, `refused` (closing or dropped as slow:
-//!   `{"clients": 0}`) or `absent` (404), within `REPLY_DEADLINE` or 503.
-//!
-//! Publishes share one Redis connection behind a mutex: waiting for it,
-//! connecting, and each command have timeouts. Holding it
-//! while numbering and sending keeps a node's messages in its own order, so a
-//! subscriber can drop a repeated one (same boot, number not above the last).
-//! That makes one retry safe: a publish that fails on a connection that was
-//! idle in the slot is sent again once on a new connection.
+//! A publish is sent on the shared connection (`link`), and answered once its
+//! outcome is back:
+//! - a message for a channel (`all` included) is appended to the log
+//!   (`stream::append`); once Redis took it, the HTTP thread waits for this
+//!   node's own reader to deliver it, and answers `{"clients": <subscribers on
+//!   this node>, "id": <its id, the same on every node>, "nodes": <nodes
+//!   subscribed to the cluster when it was logged>}`. Nothing is answered 200
+//!   that is not in the log: with the link down, or no log, it is a 503;
+//! - a message for client `NODE-N` is PUBLISHed on NODE's channel. If Redis
+//!   hands it to no one, no node NODE is subscribed: 404. Otherwise NODE
+//!   offers it to its client and acks `delivered`, `refused` (closing or
+//!   dropped as slow: `{"clients": 0}`) or `absent` (404), within
+//!   `REPLY_DEADLINE` or 503.
 
 use std::sync::atomic::Ordering::SeqCst;
-use std::time::Duration;
 
-use std::sync::atomic::AtomicU64;
+use crossbeam_channel::Receiver;
+use redis::Value;
 
+use super::entry::Entry;
+use super::link::LinkError;
+use super::stream;
 use super::wire::{Body, SendResult};
-use super::{Cluster, ClusterError, Outcome, CONNECT_TIMEOUT, IO_TIMEOUT, REPLY_DEADLINE};
+use super::{Cluster, ClusterError, Outcome, REPLY_DEADLINE};
 use crate::channel::ChannelName;
 use crate::client::ClientId;
 use crate::publish::{Health, Payload, Publish, PublishError, Published};
-use crate::stats::{Figure, FigureValue};
-
-/// How long a publish waits for the shared connection before giving up.
-const SLOT_WAIT: Duration = Duration::from_secs(1);
-
-/// Why a PUBLISH did not happen.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum LinkError {
-    /// Other publishes held the connection too long.
-    #[error("the redis connection stayed busy for {SLOT_WAIT:?}")]
-    Busy,
-    /// Connecting or the command failed.
-    #[error(transparent)]
-    Redis(#[from] redis::RedisError),
-}
-
-/// The node's publishing connection and its message counter.
-pub(super) struct Link {
-    conn: Option<redis::Connection>,
-    /// The subscription epoch when `conn` was made: a newer epoch means the
-    /// subscriber lost Redis meanwhile, so `conn` may be stale.
-    epoch: u64,
-    seq: u64,
-}
-
-/// The `Link`, locked with a timeout: a publish waits at most `SLOT_WAIT` for it.
-pub(super) type LinkSlot = parking_lot::Mutex<Link>;
-
-/// A slot holding a fresh `Link`.
-pub(super) fn link_slot() -> LinkSlot {
-    parking_lot::Mutex::new(Link {
-        conn: None,
-        epoch: 0,
-        seq: 0,
-    })
-}
+use crate::stats::Figure;
 
 impl Cluster {
-    /// PUBLISHes the message `build` makes from its number; returns that number
-    /// (0 if none was taken) and how many subscribers Redis handed it to.
-    pub(super) fn publish(
-        &self,
-        channel: &str,
-        build: impl FnOnce(u64) -> Vec<u8>,
-    ) -> (u64, Result<u64, LinkError>) {
-        let Some(mut held) = self.link.try_lock_for(SLOT_WAIT) else {
-            return (0, Err(LinkError::Busy));
-        };
-        let link = &mut *held;
-        link.seq += 1;
-        let seq = link.seq;
-        let bytes = build(seq);
-        let epoch = self.epoch.load(SeqCst);
-        if link.epoch != epoch {
-            link.conn = None;
-        }
-        let mut retried = false;
-        loop {
-            let reused = link.conn.is_some();
-            let result = match &mut link.conn {
-                Some(conn) => publish_on(conn, channel, &bytes),
-                None => connect(&self.client).and_then(|mut conn| {
-                    link.epoch = epoch;
-                    let result = publish_on(&mut conn, channel, &bytes);
-                    link.conn = Some(conn);
-                    result
-                }),
-            };
-            match result {
-                Ok(receivers) => return (seq, Ok(receivers)),
-                Err(e) => {
-                    link.conn = None;
-                    if reused && !retried {
-                        log::info!("cluster: publish on an idle redis connection failed ({e}); retrying once on a new one");
-                        retried = true;
-                        continue;
-                    }
-                    return (seq, Err(e.into()));
-                }
-            }
-        }
-    }
-
     /// Counts a refused publish.
     fn refuse(&self) -> ClusterError {
         self.counters.publish_failures.fetch_add(1, SeqCst);
         ClusterError::RedisUnavailable
     }
 
-    /// The skeleton of every publish an HTTP thread waits on: PUBLISH what
-    /// `make` builds from its number, then wait for its outcome. Returns how
-    /// many subscribers Redis handed it to and, unless that was none, the
-    /// outcome if it came within `REPLY_DEADLINE`.
-    fn publish_and_wait(
+    /// Sends what `build` makes from its number, with a waiter for its outcome
+    /// listed before it is sent (the outcome may come back at once).
+    fn send_awaited<T: redis::FromRedisValue>(
         &self,
-        channel: &str,
-        make: impl FnOnce(u64) -> Vec<u8>,
-    ) -> Result<(u64, Option<Outcome>), ClusterError> {
+        what: &str,
+        build: impl FnOnce(u64) -> redis::Pipeline,
+    ) -> Result<(T, Awaited<'_>), ClusterError> {
         if !self.is_up() {
             return Err(self.refuse());
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let mut waiting = None;
-        let (seq, result) = self.publish(channel, |seq| {
-            // Listed before it is sent: the answer may come back at once.
+        let mut awaited = None;
+        let (_, reply) = self.send::<T>(|seq| {
             self.pending.lock().insert(seq, tx);
-            waiting = Some(Waiting { cluster: self, seq });
-            make(seq)
+            awaited = Some(Awaited {
+                cluster: self,
+                seq,
+                rx,
+            });
+            build(seq)
         });
-        let _waiting = waiting;
-        let receivers = result.map_err(|e| {
-            log::warn!("cluster: publish to {channel} failed: {e}");
+        let reply = reply.map_err(|e: LinkError| {
+            log::warn!("cluster: {what} failed: {e}");
             self.refuse()
         })?;
-        self.counters.publishes.fetch_add(1, SeqCst);
-        if receivers == 0 {
-            return Ok((0, None));
-        }
-        let outcome = rx.recv_timeout(REPLY_DEADLINE).ok();
-        if outcome.is_none() {
-            log::warn!("cluster: no outcome for message {seq} on {channel} within {REPLY_DEADLINE:?}");
-        }
-        Ok((receivers, outcome))
+        // A reply means `build` ran.
+        Ok((reply, awaited.ok_or(ClusterError::RedisUnavailable)?))
     }
 
-    /// Publishes a message for every subscriber of `channel` and waits for it to come back.
+    /// Appends a message for every subscriber of `channel` to the log and
+    /// waits for this node's reader to deliver it.
     fn broadcast(&self, channel: &ChannelName, msg: &Payload) -> Result<Published, ClusterError> {
-        let body = Body::Publish {
-            channel: channel.clone(),
-            kind: msg.kind,
-            payload: &msg.bytes,
+        let what = format!("appending a message for {channel} to the log");
+        let (reply, awaited) = self.send_awaited::<(Value, Value)>(&what, |seq| {
+            let entry = Entry {
+                origin: &self.id.node,
+                boot: self.id.boot,
+                seq,
+                channel: channel.clone(),
+                kind: msg.kind,
+                payload: &msg.bytes,
+            };
+            stream::append(&self.log, self.log_settings.max_len, &entry, &self.id.prefix)
+        })?;
+        let (id, nodes) = stream::appended(reply).map_err(|e| {
+            log::warn!("cluster: {what}: {e}");
+            self.refuse()
+        })?;
+        let Some(id) = id else {
+            log::warn!(
+                "cluster: {what}: redis has no log {} (lost); the reader makes a new one",
+                self.log.stream
+            );
+            return Err(self.refuse());
         };
-        let (receivers, outcome) = self.publish_and_wait(&self.id.prefix, |seq| self.envelope(seq, body))?;
-        match outcome {
-            _ if receivers == 0 => {
-                log::warn!("cluster: redis handed a message to no subscriber, not even this node's");
-                Err(self.refuse())
-            }
+        if id.seq().is_none() {
+            log::error!("cluster: the log gave entry id {id}, too large for a message id; refused");
+            return Err(self.refuse());
+        }
+        self.counters.publishes.fetch_add(1, SeqCst);
+        match awaited.wait() {
             Some(Outcome::Fanned(delivered)) => Ok(Published {
                 clients: delivered.clients,
                 id: Some(delivered.id.to_string()),
-                nodes: Some(receivers),
+                nodes: Some(nodes),
             }),
-            _ => Err(ClusterError::NotReturned { receivers }),
+            _ => Err(ClusterError::NotReturned { id: id.to_string() }),
         }
     }
 
@@ -185,13 +117,21 @@ impl Cluster {
             payload: &msg.bytes,
         };
         let channel = super::node_channel(&self.id.prefix, node);
-        let (receivers, outcome) = self.publish_and_wait(&channel, |seq| self.envelope(seq, body))?;
+        let what = format!("publishing to {channel}");
+        let ((receivers,), awaited) = self.send_awaited::<(u64,)>(&what, |seq| {
+            let mut pipe = redis::pipe();
+            pipe.cmd("PUBLISH").arg(&channel).arg(self.envelope(seq, body));
+            pipe
+        })?;
+        self.counters.publishes.fetch_add(1, SeqCst);
         let id = raw_id.to_owned();
-        match outcome {
-            _ if receivers == 0 => Err(ClusterError::NoNode {
+        if receivers == 0 {
+            return Err(ClusterError::NoNode {
                 id,
                 node: node.to_owned(),
-            }),
+            });
+        }
+        match awaited.wait() {
             Some(Outcome::Sent(SendResult::Delivered)) => Ok(Published::local(1)),
             Some(Outcome::Sent(SendResult::Refused)) => Ok(Published::local(0)),
             Some(Outcome::Sent(SendResult::Absent)) => Err(ClusterError::NoClient(id)),
@@ -217,12 +157,27 @@ fn parse_target<'a>(own_node: &'a str, raw_id: &'a str) -> Result<(&'a str, Clie
 
 /// A message an HTTP thread waits on; its entry leaves `pending` with it,
 /// however the wait ends.
-struct Waiting<'a> {
+struct Awaited<'a> {
     cluster: &'a Cluster,
     seq: u64,
+    rx: Receiver<Outcome>,
 }
 
-impl Drop for Waiting<'_> {
+impl Awaited<'_> {
+    /// Its outcome, if it comes within `REPLY_DEADLINE`.
+    fn wait(&self) -> Option<Outcome> {
+        let outcome = self.rx.recv_timeout(REPLY_DEADLINE).ok();
+        if outcome.is_none() {
+            log::warn!(
+                "cluster: no outcome for message {} within {REPLY_DEADLINE:?}",
+                self.seq
+            );
+        }
+        outcome
+    }
+}
+
+impl Drop for Awaited<'_> {
     fn drop(&mut self) {
         self.cluster.pending.lock().remove(&self.seq);
     }
@@ -247,60 +202,12 @@ impl Publish for Cluster {
     }
 
     fn figures(&self) -> Vec<Figure> {
-        let c = &self.counters;
-        let count = |name: &'static str, help: &'static str, n: &AtomicU64| Figure {
-            name,
-            help,
-            value: FigureValue::Count(n.load(SeqCst)),
-        };
-        vec![
-            Figure {
-                name: "node",
-                help: "This node's id",
-                value: FigureValue::Text(self.id.node.to_string()),
-            },
-            Figure {
-                name: "redis_up",
-                help: "1 while the Redis subscription is up, else 0",
-                value: FigureValue::Flag(self.is_up()),
-            },
-            count(
-                "redis_publishes",
-                "Messages from publish requests accepted by Redis",
-                &c.publishes,
-            ),
-            count(
-                "redis_publish_failures",
-                "Publish requests refused because Redis was unavailable",
-                &c.publish_failures,
-            ),
-            count(
-                "redis_reconnects",
-                "Redis subscriptions made again after one was lost",
-                &c.reconnects,
-            ),
-            count(
-                "redis_messages_received",
-                "Messages received on the Redis subscription",
-                &c.received,
-            ),
-        ]
+        self.counters.figures(&self.id.node, self.is_up())
     }
 
     fn cluster_view(&self) -> Option<serde_json::Result<String>> {
         Some(serde_json::to_string(&self.view()))
     }
-}
-
-pub(super) fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
-    let conn = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-    conn.set_read_timeout(Some(IO_TIMEOUT))?;
-    conn.set_write_timeout(Some(IO_TIMEOUT))?;
-    Ok(conn)
-}
-
-fn publish_on(conn: &mut redis::Connection, channel: &str, bytes: &[u8]) -> redis::RedisResult<u64> {
-    redis::cmd("PUBLISH").arg(channel).arg(bytes).query(conn)
 }
 
 #[cfg(test)]

@@ -1,64 +1,29 @@
-//! The subscriber thread: one SUBSCRIBE connection per node, read in order and
-//! handed to the fan-out; made again with backoff whenever it is lost.
+//! The subscriber thread: one SUBSCRIBE connection per node, for what needs no
+//! history: messages for one client (`/send/{id}`) and their answers, and the
+//! nodes' announcements (`/cluster`). Made again with backoff whenever it is lost.
 //!
 //! While it is down the node is degraded: publishes answer 503 and `/healthz`
-//! says so. Messages published meanwhile never reach this node's clients
-//! (Redis pub/sub keeps nothing for absent subscribers): at-most-once.
+//! says so. A message for one client sent meanwhile never reaches it (Redis
+//! pub/sub keeps nothing for absent subscribers): its sender got a 404 or 503.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering::SeqCst;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::publisher::connect;
+use super::dedup::Dedup;
+use super::link::connect;
+use super::relink::{self, End};
 use super::wire::{self, Body, SendResult};
-use super::{
-    Cluster, Control, MemberInfo, Outcome, MAX_BACKOFF, MEMBER_WINDOW, MIN_BACKOFF, POLL, SILENCE_LIMIT,
-};
+use super::{Cluster, Control, MemberInfo, Outcome, MEMBER_WINDOW, POLL, SILENCE_LIMIT};
 use crate::client::ClientId;
 use crate::publish::Payload;
 use crate::stop::StopToken;
 
-/// How a subscription ended.
-enum End {
-    /// The server is stopping.
-    Stopped,
-    /// Connecting, subscribing or reading failed.
-    Lost {
-        reason: String,
-        /// Whether it had been subscribed (else it never got that far).
-        was_up: bool,
-    },
-}
-
 /// Runs until the stop.
 pub(super) fn run(cluster: &Cluster, stop: &StopToken) {
-    let mut backoff = MIN_BACKOFF;
-    let mut down_since: Option<Instant> = None;
     let mut dedup = Dedup::default();
-    loop {
-        match subscription(cluster, stop, &mut dedup, &mut down_since) {
-            End::Stopped => return,
-            End::Lost { reason, was_up } => {
-                if was_up {
-                    log::warn!(
-                        "cluster: redis subscription on {} lost: {reason}; reconnecting",
-                        cluster.target
-                    );
-                    down_since = Some(Instant::now());
-                    backoff = MIN_BACKOFF;
-                } else {
-                    log::warn!(
-                        "cluster: cannot subscribe at redis {}: {reason}; next try in {backoff:?}",
-                        cluster.target
-                    );
-                }
-            }
-        }
-        if stop.wait(backoff) {
-            return;
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
+    relink::keep(cluster, stop, "subscription", |down_since| {
+        subscription(cluster, stop, &mut dedup, down_since)
+    });
 }
 
 /// One subscription from connect to loss (or stop).
@@ -68,21 +33,22 @@ fn subscription(
     dedup: &mut Dedup,
     down_since: &mut Option<Instant>,
 ) -> End {
-    let lost = |e: redis::RedisError| End::Lost {
-        reason: e.to_string(),
-        was_up: false,
-    };
-    let mut conn = match connect(&cluster.client) {
+    let mut conn = match connect(&cluster.client, &cluster.connection_name("subscriber")) {
         Ok(conn) => conn,
-        Err(e) => return lost(e),
+        Err(e) => return End::failed(e),
     };
     let mut pubsub = conn.as_pubsub();
     if let Err(e) = subscribe(cluster, &mut pubsub) {
-        return lost(e);
+        return End::failed(e);
     }
-    now_up(cluster, down_since.take());
+    cluster.subscribed.store(true, SeqCst);
+    cluster.came_back("subscription", down_since.take());
+    let _ = cluster.control.send(Control::Announce { hello: true });
     let end = listen(cluster, &mut pubsub, stop, dedup);
-    cluster.up.store(false, SeqCst);
+    // At the stop it stays "up" for the announcer's goodbye.
+    if !matches!(end, End::Stopped) {
+        cluster.subscribed.store(false, SeqCst);
+    }
     end
 }
 
@@ -93,29 +59,6 @@ fn subscribe(cluster: &Cluster, pubsub: &mut redis::PubSub<'_>) -> redis::RedisR
         pubsub.subscribe(channel.as_str())?;
     }
     pubsub.set_read_timeout(Some(POLL))
-}
-
-/// The subscription is up: publishing works again (on fresh connections).
-fn now_up(cluster: &Cluster, down_since: Option<Instant>) {
-    cluster.epoch.fetch_add(1, SeqCst);
-    cluster.up.store(true, SeqCst);
-    match down_since {
-        Some(since) => {
-            cluster.counters.reconnects.fetch_add(1, SeqCst);
-            log::info!(
-                "cluster: resubscribed at redis {} after {:.1?} down; messages published meanwhile are lost",
-                cluster.target,
-                since.elapsed()
-            );
-        }
-        None => log::info!(
-            "cluster: subscribed to {} and {} at redis {}",
-            cluster.id.prefix,
-            cluster.id.own_channel,
-            cluster.target
-        ),
-    }
-    let _ = cluster.control.send(Control::Announce { hello: true });
 }
 
 /// Reads and handles messages until the stop, an error, or a silence too long.
@@ -132,20 +75,12 @@ fn listen(cluster: &Cluster, pubsub: &mut redis::PubSub<'_>, stop: &StopToken, d
             }
             Err(e) if e.is_timeout() => {
                 if last_heard.elapsed() > SILENCE_LIMIT {
-                    return End::Lost {
-                        reason: format!(
-                            "nothing arrived for {SILENCE_LIMIT:?}, not even this node's own announcements"
-                        ),
-                        was_up: true,
-                    };
+                    return End::dropped(format!(
+                        "nothing arrived for {SILENCE_LIMIT:?}, not even this node's own announcements"
+                    ));
                 }
             }
-            Err(e) => {
-                return End::Lost {
-                    reason: e.to_string(),
-                    was_up: true,
-                }
-            }
+            Err(e) => return End::dropped(e),
         }
     }
 }
@@ -164,8 +99,8 @@ fn handle(cluster: &Cluster, dedup: &mut Dedup, channel: &str, bytes: &[u8]) {
         }
     };
     let mine = env.origin == &*cluster.id.node && env.boot == cluster.id.boot;
-    // A publish retried on a fresh connection may arrive twice; deliver it once.
-    if matches!(env.body, Body::Publish { .. } | Body::One { .. }) && !dedup.first_time(env.boot, env.seq) {
+    // A message retried on a fresh connection may arrive twice; deliver it once.
+    if matches!(env.body, Body::One { .. }) && !dedup.first_time(env.boot, env.seq) {
         log::info!(
             "cluster: dropped a repeat of message {} from node {}",
             env.seq,
@@ -174,18 +109,6 @@ fn handle(cluster: &Cluster, dedup: &mut Dedup, channel: &str, bytes: &[u8]) {
         return;
     }
     match env.body {
-        Body::Publish {
-            ref channel,
-            kind,
-            payload,
-        } => {
-            let delivered = cluster
-                .fanout
-                .publish_local(channel, &Payload::new(kind, payload));
-            if mine {
-                cluster.complete(env.seq, Outcome::Fanned(delivered));
-            }
-        }
         Body::One { .. } => deliver_one(cluster, &env, mine, channel),
         Body::Ack { boot, seq, result } => {
             if boot == cluster.id.boot {
@@ -256,53 +179,5 @@ fn heard_from(cluster: &Cluster, env: &wire::Envelope<'_>, info: &[u8], mine: bo
     }
     if matches!(env.body, Body::Hello(_)) && !mine {
         let _ = cluster.control.send(Control::Announce { hello: false });
-    }
-}
-
-/// The last message number seen from each boot of each node, to drop repeats
-/// (a publish retried after its first try did reach Redis).
-#[derive(Default)]
-struct Dedup {
-    last: HashMap<u64, (u64, Instant)>,
-    pruned: Option<Instant>,
-}
-
-/// Boots not heard from for this long are forgotten.
-const DEDUP_KEEP: Duration = Duration::from_secs(600);
-
-impl Dedup {
-    /// True unless message `seq` of `boot` (or a later one) was seen already.
-    fn first_time(&mut self, boot: u64, seq: u64) -> bool {
-        let now = Instant::now();
-        if self
-            .pruned
-            .is_none_or(|t| now.duration_since(t) > DEDUP_KEEP / 10)
-        {
-            self.last
-                .retain(|_, (_, at)| now.duration_since(*at) < DEDUP_KEEP);
-            self.pruned = Some(now);
-        }
-        let entry = self.last.entry(boot).or_insert((0, now));
-        entry.1 = now;
-        if seq <= entry.0 {
-            return false;
-        }
-        entry.0 = seq;
-        true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repeats_are_dropped_per_boot() {
-        let mut d = Dedup::default();
-        assert!(d.first_time(1, 1));
-        assert!(d.first_time(1, 3), "gaps are fine: failed publishes use numbers");
-        assert!(!d.first_time(1, 3));
-        assert!(!d.first_time(1, 2));
-        assert!(d.first_time(2, 1), "another boot counts on its own");
     }
 }

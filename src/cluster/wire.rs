@@ -1,4 +1,6 @@
-//! What nodes say to each other over Redis pub/sub.
+//! What nodes say to each other over Redis pub/sub: messages for one client,
+//! their answers, and announcements. (Publishes to channels go through the
+//! shared log instead: see `entry`.)
 //!
 //! One Redis message is one line of ASCII header, a newline, then the body as
 //! raw bytes (the published text or binary payload itself, never re-encoded):
@@ -11,9 +13,6 @@
 //!   random per process start (a restarted node with the same id is another
 //!   boot); `seq`: decimal, counts up per boot in the order the node published.
 //! - types:
-//!   - `pub <channel> text|binary|json` — a message for every subscriber of
-//!     the wspush channel `<channel>` (`all`: every client); body = the
-//!     payload. Published on the shared channel `<prefix>`.
 //!   - `one text|binary|json <client-id>` — a message for one client (`NODE-N`);
 //!     body = the payload. Published on the holding node's channel `<prefix>.node.<NODE>`.
 //!   - `ack <boot> <seq> delivered|refused|absent` — the answer to a `one`,
@@ -29,7 +28,7 @@
 
 use std::fmt::Write as _;
 
-use crate::channel::ChannelName;
+use super::entry::{kind_name, parse_kind};
 use crate::frame::PayloadKind;
 
 /// The first token of every message: the format and its version.
@@ -70,12 +69,6 @@ impl SendResult {
 /// The part of a message that depends on its type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body<'a> {
-    /// For every subscriber of `channel` on every node.
-    Publish {
-        channel: ChannelName,
-        kind: PayloadKind,
-        payload: &'a [u8],
-    },
     /// For one client.
     One {
         kind: PayloadKind,
@@ -117,43 +110,18 @@ pub struct Envelope<'a> {
 #[error("not a wspush message: {0}")]
 pub struct WireError(&'static str);
 
-fn kind_str(kind: PayloadKind) -> &'static str {
-    match kind {
-        PayloadKind::Text => "text",
-        PayloadKind::Binary => "binary",
-        PayloadKind::Json => "json",
-    }
-}
-
-fn parse_kind(s: &str) -> Option<PayloadKind> {
-    match s {
-        "text" => Some(PayloadKind::Text),
-        "binary" => Some(PayloadKind::Binary),
-        "json" => Some(PayloadKind::Json),
-        _ => None,
-    }
-}
-
 /// The bytes to PUBLISH for `env`.
 pub fn encode(env: &Envelope<'_>) -> Vec<u8> {
     let mut header = format!("{MAGIC} {} {:016x} {}", env.origin, env.boot, env.seq);
     // Writing into a String cannot fail.
     let body: &[u8] = match &env.body {
-        Body::Publish {
-            channel,
-            kind,
-            payload,
-        } => {
-            let _ = write!(header, " pub {channel} {}", kind_str(*kind));
-            payload
-        }
         Body::One {
             kind,
             node,
             client,
             payload,
         } => {
-            let _ = write!(header, " one {} {node}-{client}", kind_str(*kind));
+            let _ = write!(header, " one {} {node}-{client}", kind_name(*kind));
             payload
         }
         Body::Ack { boot, seq, result } => {
@@ -198,11 +166,6 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, WireError> {
     let boot = parse_hex(next("no boot")?)?;
     let seq = next("no seq")?.parse().map_err(|_| WireError("bad seq"))?;
     let body = match next("no type")? {
-        "pub" => Body::Publish {
-            channel: ChannelName::new(next("no channel")?).map_err(|_| WireError("bad channel"))?,
-            kind: parse_kind(next("no kind")?).ok_or(WireError("bad kind"))?,
-            payload: body,
-        },
         "one" => {
             let kind = parse_kind(next("no kind")?).ok_or(WireError("bad kind"))?;
             let (node, client) = next("no client id")?
@@ -260,20 +223,17 @@ mod tests {
 
     #[test]
     fn every_type_round_trips() {
-        round_trip(Body::Publish {
-            channel: ChannelName::all(),
+        round_trip(Body::One {
             kind: PayloadKind::Text,
+            node: "a",
+            client: 1,
             payload: "héllo\nworld".as_bytes(),
         });
-        round_trip(Body::Publish {
-            channel: ChannelName::new("orders:eu").unwrap(),
+        round_trip(Body::One {
             kind: PayloadKind::Binary,
+            node: "a",
+            client: 1,
             payload: &[0, 10, 255, b'\n'],
-        });
-        round_trip(Body::Publish {
-            channel: ChannelName::new("o").unwrap(),
-            kind: PayloadKind::Json,
-            payload: b"{}",
         });
         round_trip(Body::One {
             kind: PayloadKind::Text,
@@ -297,13 +257,14 @@ mod tests {
             origin: "a",
             boot: 1,
             seq: 3,
-            body: Body::Publish {
-                channel: ChannelName::new("orders").unwrap(),
-                kind: PayloadKind::Text,
-                payload: b"abc",
+            body: Body::One {
+                kind: PayloadKind::Json,
+                node: "b",
+                client: 7,
+                payload: b"{}",
             },
         });
-        assert_eq!(bytes, b"wspush1 a 0000000000000001 3 pub orders text\nabc");
+        assert_eq!(bytes, b"wspush1 a 0000000000000001 3 one json b-7\n{}");
     }
 
     #[test]
@@ -313,9 +274,8 @@ mod tests {
             b"hello",
             b"wspush2 a 1 1 all text\nx",
             b"wspush1 a zz 1 all text\n",
-            b"wspush1 a 1 1 pub all jpeg\n",
-            b"wspush1 a 1 1 pub a,b text\n",
-            b"wspush1 a 1 1 pub text\n",
+            b"wspush1 a 1 1 pub all text\nx",
+            b"wspush1 a 1 1 one jpeg b-1\n",
             b"wspush1 a 1 1 one text 5\n",
             b"wspush1 a 1 1 bye extra\n",
             b"wspush1  1 1 bye\n",

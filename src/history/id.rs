@@ -2,7 +2,8 @@
 //!
 //! The epoch is 16 random hex digits drawn once per server start, the seq one
 //! counter for the whole server, so ids are unique per server lifetime and totally
-//! ordered within an epoch. A `since` from another epoch, or one that does not
+//! ordered within an epoch. (In a cluster both come from the shared log: its
+//! epoch, and each entry's place in it.) A `since` from another epoch, or one that does not
 //! parse, is kept as a value that cannot be resumed from, never an error: a
 //! reconnecting client must get a reset, not a 400 it would retry forever.
 
@@ -25,10 +26,14 @@ impl Epoch {
         Epoch(getrandom::u64().unwrap_or_else(|_| fallback_seed()))
     }
 
-    /// A given epoch (tests, and a restart that must keep its clients' ids).
-    #[cfg(test)]
+    /// A given epoch: a cluster's shared log's, or a test's.
     pub fn from_raw(raw: u64) -> Epoch {
         Epoch(raw)
+    }
+
+    /// Its value (what the wire shows as 16 hex digits).
+    pub fn raw(self) -> u64 {
+        self.0
     }
 }
 

@@ -12,7 +12,12 @@
 //! publishes, and under it publishes (`publish`: next id, store), resumes
 //! (`replay` or `last`, then subscribes the client) and ticks (`expire`, about
 //! once a second). Every operation costs O(log c) per message it stores or
-//! evicts (c: channels holding messages), never O(all channels).
+//! evicts (c: channels holding messages), never O(all channels), but the rare
+//! `restart` and `raise_floor`.
+//!
+//! A single node numbers its messages itself (`publish`); a cluster node takes
+//! the ids of the shared log instead (`append`, `restart`, `raise_floor`: see
+//! `rebase`).
 //!
 //! A channel's entry exists while it holds messages or the caller says it has
 //! subscribers (`set_subscribed`); without either it is dropped, and its highest
@@ -22,6 +27,7 @@
 
 mod evict;
 mod id;
+mod rebase;
 mod replay;
 mod stats;
 mod stored;
@@ -33,6 +39,7 @@ use std::time::{Duration, Instant};
 use crate::channel::ChannelName;
 
 pub use id::{Epoch, MessageId, Since};
+pub use rebase::AppendError;
 pub use replay::{Replay, ResetReason};
 pub use stats::{ChannelStats, HistoryTotals};
 pub use stored::{heap_cost, HeldBytes, Stored};
@@ -142,11 +149,39 @@ impl<F: HeldBytes> History<F> {
         encode: impl FnOnce(MessageId) -> F,
     ) -> Arc<Stored<F>> {
         let at = self.last_at.map_or(now, |last| last.max(now));
-        self.last_at = Some(at);
         self.expire(at);
-        self.last_seq += 1;
-        let id = MessageId::new(self.epoch, self.last_seq);
-        let stored = Stored::new(id, channel.clone(), at, encode(id));
+        let id = MessageId::new(self.epoch, self.last_seq + 1);
+        self.store(channel, id, at, encode(id))
+    }
+
+    /// Stores a message whose id was given elsewhere (a cluster's shared log),
+    /// published at `at` (clamped so that stored times never go back), as
+    /// `publish` does. The id must be in this history's epoch and after the
+    /// latest: ids given from outside must keep the one order.
+    pub fn append(
+        &mut self,
+        channel: &ChannelName,
+        id: MessageId,
+        at: Instant,
+        now: Instant,
+        encode: impl FnOnce(MessageId) -> F,
+    ) -> Result<Arc<Stored<F>>, AppendError> {
+        if id.epoch() != self.epoch || id.seq() <= self.last_seq {
+            return Err(AppendError {
+                id,
+                latest: self.latest(),
+            });
+        }
+        self.expire(now);
+        let at = self.last_at.map_or(at, |last| last.max(at));
+        Ok(self.store(channel, id, at, encode(id)))
+    }
+
+    /// Stores `frames` as message `id` (after the latest) and applies the caps.
+    fn store(&mut self, channel: &ChannelName, id: MessageId, at: Instant, frames: F) -> Arc<Stored<F>> {
+        self.last_at = Some(at);
+        self.last_seq = id.seq();
+        let stored = Stored::new(id, channel.clone(), at, frames);
         let floor = self.dropped_floor;
         let entry = self
             .channels
@@ -218,7 +253,7 @@ impl<F: HeldBytes> History<F> {
         MessageId::new(self.epoch, self.last_seq)
     }
 
-    /// This server run's epoch.
+    /// The epoch of its ids: this server run's, or the shared log's.
     #[cfg(test)]
     pub fn epoch(&self) -> Epoch {
         self.epoch

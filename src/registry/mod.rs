@@ -6,6 +6,7 @@
 //! `client::outbox`). Taking one lock for a whole publish is what gives every
 //! client the same order.
 
+mod catch_up;
 mod hub;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -14,14 +15,17 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use self::catch_up::CatchUp;
 pub use self::hub::{ChannelView, Hub};
 use crate::client::{Client, ClientId};
-use crate::history::{HistoryLimits, HistoryTotals};
+use crate::history::{HistoryLimits, HistoryTotals, MessageId};
 
 /// Every connected client, and the count of slots taken (connected or handshaking).
 pub struct Registry {
     hub: Mutex<Hub>,
     emptied: Condvar,
+    /// Joins waiting for ids the shared log has not given this node yet.
+    catch_up: CatchUp,
     next_id: AtomicU64,
     /// Shown before every client id (`a-7`): a cluster node's id.
     id_prefix: Option<Arc<str>>,
@@ -71,6 +75,7 @@ impl Registry {
         Arc::new(Registry {
             hub: Mutex::new(Hub::new(limits)),
             emptied: Condvar::new(),
+            catch_up: CatchUp::default(),
             next_id: AtomicU64::new(1),
             id_prefix,
             slots_taken: AtomicUsize::new(0),
@@ -160,6 +165,37 @@ impl Registry {
         self.lock().history.expire(now)
     }
 
+    /// Waits until the history holds `id` (its latest id is `id` or later in
+    /// the same epoch), or `timeout` passes; true if it does. A cluster node
+    /// may be a little behind the node a resuming client comes from.
+    pub fn wait_stored(&self, id: MessageId, timeout: Duration) -> bool {
+        let holds = |hub: &Hub| {
+            let latest = hub.history.latest();
+            (latest.epoch() != id.epoch() || latest.seq() >= id.seq()).then_some(latest.epoch() == id.epoch())
+        };
+        let ticket = {
+            let hub = self.lock();
+            if let Some(held) = holds(&hub) {
+                return held;
+            }
+            self.catch_up.enlist(id.seq())
+        };
+        self.catch_up.wait(ticket, timeout);
+        holds(&self.lock()).unwrap_or(false)
+    }
+
+    /// The history took ids given from outside up to `seq`: wakes the
+    /// `wait_stored` callers it satisfies.
+    pub fn reached(&self, seq: u64) {
+        self.catch_up.reached(seq);
+    }
+
+    /// The history started over or raised its floor: wakes every
+    /// `wait_stored` caller to look again.
+    pub fn restarted(&self) {
+        self.catch_up.all();
+    }
+
     /// Waits until no connection is left, registered or still handshaking (a
     /// handshake that completes during shutdown sends its own Close), or
     /// `timeout` passes; true if emptied.
@@ -208,6 +244,42 @@ mod tests {
         };
         drop(slot);
         assert!(waiter.join().unwrap(), "woken when the last slot went");
+    }
+
+    #[test]
+    fn wait_stored_waits_for_an_id_the_log_has_not_given_yet() {
+        use crate::channel::ChannelName;
+        use crate::history::Epoch;
+        use crate::message::Prepared;
+        use crate::publish::Payload;
+
+        let registry = Registry::new(1, None, HistoryLimits::default());
+        let epoch = Epoch::from_raw(7);
+        registry.with_hub(|hub| hub.history.restart(epoch, 10));
+        let next = MessageId::new(epoch, 12);
+        assert!(registry.wait_stored(MessageId::new(epoch, 10), Duration::ZERO));
+        assert!(!registry.wait_stored(next, Duration::from_millis(20)), "not yet");
+        let other = MessageId::new(Epoch::from_raw(8), 1);
+        assert!(
+            !registry.wait_stored(other, Duration::from_millis(20)),
+            "another log"
+        );
+        let waiter = {
+            let registry = Arc::clone(&registry);
+            std::thread::spawn(move || registry.wait_stored(next, Duration::from_secs(60)))
+        };
+        let channel = ChannelName::all();
+        let payload = Payload::new(crate::frame::PayloadKind::Text, &b"x"[..]);
+        let prepared = Prepared::new(&channel, &payload);
+        let now = Instant::now();
+        registry.with_hub(|hub| {
+            let stored = hub
+                .history
+                .append(&channel, next, now, now, |id| prepared.frames(id));
+            assert!(stored.is_ok());
+        });
+        registry.reached(next.seq());
+        assert!(waiter.join().unwrap(), "woken when the log gave it");
     }
 
     #[test]

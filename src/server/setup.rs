@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use socket2::{Domain, Socket, Type};
@@ -17,7 +18,7 @@ use crate::config::Config;
 use crate::history::HistoryLimits;
 use crate::http_api::{HttpContext, TokenMint};
 use crate::http_front::{self, FrontDoor, Routes, TinyHttp};
-use crate::join::JoinContext;
+use crate::join::{self, JoinContext};
 use crate::limits::Ceilings;
 use crate::message::GoingAway;
 use crate::metrics::Metrics;
@@ -126,6 +127,11 @@ pub(super) fn session_context(config: &Config, core: &Core, stop: StopToken) -> 
             stats: Arc::clone(&core.stats),
             queue_len,
             queue_bytes,
+            catch_up: if config.redis.is_some() {
+                join::CLUSTER_CATCH_UP
+            } else {
+                Duration::ZERO
+            },
         },
         fanout: core.fanout.clone(),
         stats: Arc::clone(&core.stats),

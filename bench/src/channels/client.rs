@@ -5,7 +5,7 @@
 
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,8 +60,9 @@ pub fn id_hash(id: &str) -> u64 {
 pub struct Context {
     /// The server's channel interface.
     pub dialect: Dialect,
-    /// Its public (WebSocket) port.
-    pub ws: SocketAddr,
+    /// Its WebSocket address: one per node of a cluster (subscriber `i`
+    /// starts on node `i % nodes`).
+    pub nodes: Vec<SocketAddr>,
     /// How its subscribers connect.
     pub transport: Transport,
     /// Source addresses 127.0.0.1.. to spread over.
@@ -72,9 +73,9 @@ pub struct Context {
 
 impl Context {
     /// Where and how a subscriber of this run subscribes.
-    pub fn subscribe(&self) -> Subscribe {
+    pub fn subscribe(&self, node: SocketAddr) -> Subscribe {
         Subscribe {
-            addr: self.ws,
+            addr: node,
             dialect: self.dialect,
             transport: self.transport,
         }
@@ -97,6 +98,8 @@ pub struct Subscriber {
     pub channel: u32,
     name: Arc<str>,
     state: Arc<State>,
+    /// The node it connects to, modulo the nodes of the run.
+    node: AtomicUsize,
 }
 
 impl Subscriber {
@@ -116,7 +119,13 @@ impl Subscriber {
                 connected: AtomicBool::new(false),
                 dropping: AtomicBool::new(false),
             }),
+            node: AtomicUsize::new(index),
         }
+    }
+
+    /// Its next connection goes to the next node of a cluster (with one node, the same).
+    pub fn move_to_next_node(&self) {
+        self.node.fetch_add(1, Relaxed);
     }
 
     /// Whether its connection is open (as far as its reader thread knows).
@@ -162,8 +171,12 @@ impl Subscriber {
         let since = self.state.log.lock().unwrap().resume.since().map(str::to_owned);
         let (state, ctx, reader) = (Arc::clone(&self.state), Arc::clone(ctx), pool.reader(self.index));
         let (name, src) = (Arc::clone(&self.name), source_ip(self.index, ctx.source_ips));
+        let node = ctx.nodes[self.node.load(Relaxed) % ctx.nodes.len()];
         pool.spawn(self.index, async move {
-            let connected = ctx.subscribe().connect(src, &name, since.as_deref(), None).await;
+            let connected = ctx
+                .subscribe(node)
+                .connect(src, &name, since.as_deref(), None)
+                .await;
             drop(permit);
             let (socket, stream) = connected?;
             let socket = Arc::new(socket);
@@ -232,7 +245,7 @@ struct Reading {
 
 /// Logs one message or event a subscriber of `name` read at `now`; whether it was a delivery of this run.
 fn record(ctx: &Context, name: &str, log: &mut SubscriberLog, now: u64, received: Received<'_>) -> bool {
-    match ctx.subscribe().incoming(received) {
+    match ctx.subscribe(ctx.nodes[0]).incoming(received) {
         Ok(Incoming::Message { channel, id, data }) => {
             if channel.is_some_and(|c| *c != *name) {
                 log.wrong_channel += 1;

@@ -93,14 +93,20 @@ impl Crowd<'_> {
         )
         .await;
         let want = (self.iso.len() + self.others.len() - c.failures) as u64;
-        wait_registered(self.server, want, false, Duration::from_secs(20)).await;
+        wait_registered(&[self.server], want, false, Duration::from_secs(20)).await;
         c
     }
 
     /// Closes the other clients and waits until the server counts only `iso`'s.
     async fn close_others(&self) -> Vec<(u32, SubscriberLog)> {
         let logs = self.others.iter().map(|s| (s.channel, s.finish())).collect();
-        wait_registered(self.server, self.iso.len() as u64, true, Duration::from_secs(20)).await;
+        wait_registered(
+            &[self.server],
+            self.iso.len() as u64,
+            true,
+            Duration::from_secs(20),
+        )
+        .await;
         logs
     }
 
@@ -178,7 +184,7 @@ impl Crowd<'_> {
             if large_now {
                 s.others = self.connect_others().await;
                 s.registered = self.server.total_subscribers().await.unwrap_or(0);
-                s.rss_connected = rss_kib(self.server);
+                s.rss_connected = rss_kib(&[self.server]);
                 s.large = self.measure(publisher, first_seq, n).await;
                 s.other_logs = self.close_others().await;
             } else {
@@ -221,7 +227,7 @@ pub async fn run(
             })
             .collect(),
     };
-    let mut joined = join(pool, server, ctx, &crowd.iso, setup).await;
+    let mut joined = join(pool, &[server], ctx, &crowd.iso, setup).await;
     let iso_ok = (spec.subscribers - joined.connect.failures) as u64;
     if iso_ok == 0 {
         return Err(format!(
@@ -238,7 +244,7 @@ pub async fn run(
         spec.payload,
     );
     let large_first = setup.round.is_multiple_of(2);
-    let meter = Meter::start(server.pid());
+    let meter = Meter::start(&[server]);
     let sides = crowd.sides(&mut publisher, spec.publishes, large_first).await;
     let cpu_ms = meter.cpu_ms();
     let secs = meter.started.elapsed().as_secs_f64();

@@ -38,9 +38,9 @@ pub async fn run(
     let names = channel_names("ch", spec.channels);
     let n = names.len();
     let subs = spread(&names, spec.clients, spec.per_channel as usize);
-    let joined = join(pool, server, ctx, &subs, setup).await;
+    let joined = join(pool, &[server], ctx, &subs, setup).await;
 
-    let meter = Meter::start(server.pid());
+    let meter = Meter::start(&[server]);
     let (per_channel, rate) = (spec.per_channel, spec.rate);
     let pubs = publish::at_rate(server.http, ctx, &names, per_channel, rate, spec.payload).await;
     let settled = settle(ctx, &subs, &pubs, n, &meter).await;

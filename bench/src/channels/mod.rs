@@ -155,16 +155,19 @@ pub struct ChannelOutcome {
     pub storm: Option<StormFigures>,
 }
 
-/// Runs `spec` against `server` (started for this run).
+/// Runs `spec` against `servers` (started for this run): one server, or the
+/// nodes of a cluster (`resume-storm` only: its clients are spread over them
+/// and reconnect to the next one; publishes go through the first).
 pub async fn run(
     pool: &crate::pool::Pool,
-    server: &Running,
+    servers: &[&Running],
     spec: &ChannelSpec,
     setup: Setup,
 ) -> Result<ChannelOutcome, String> {
+    let server = servers[0];
     let ctx = Arc::new(Context {
         dialect: Dialect::of(server.kind),
-        ws: server.ws,
+        nodes: servers.iter().map(|s| s.ws).collect(),
         transport: spec.transport(),
         source_ips: setup.source_ips,
         progress: Progress::new(),
@@ -173,7 +176,7 @@ pub async fn run(
     match spec {
         ChannelSpec::Many(s) => many::run(pool, server, &ctx, s, setup).await,
         ChannelSpec::Isolation(s) => isolation::run(pool, server, &ctx, s, setup).await,
-        ChannelSpec::Storm(s) => storm::run(pool, server, &ctx, s, setup).await,
+        ChannelSpec::Storm(s) => storm::run(pool, servers, &ctx, s, setup).await,
     }
 }
 
@@ -182,7 +185,11 @@ pub async fn run(
 /// failing 10,000 connects.
 async fn probe(ctx: &Context) -> Result<(), String> {
     let src = crate::load::source_ip(0, ctx.source_ips);
-    match ctx.subscribe().connect(src, "bench-probe", None, None).await {
+    match ctx
+        .subscribe(ctx.nodes[0])
+        .connect(src, "bench-probe", None, None)
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) => Err(format!(
             "the server refused a {} subscription to a channel: {e}",
@@ -217,12 +224,16 @@ fn spread(names: &[Arc<str>], clients: usize, capacity: usize) -> Vec<Arc<client
         .collect()
 }
 
-/// Waits until the server reports `n` subscribers in all (or `timeout`); the last count.
-async fn wait_registered(server: &Running, n: u64, exact: bool, timeout: Duration) -> u64 {
+/// Waits until the servers report `n` subscribers in all (or `timeout`); the last count.
+async fn wait_registered(servers: &[&Running], n: u64, exact: bool, timeout: Duration) -> u64 {
     let deadline = Instant::now() + timeout;
     let mut last = 0;
     while Instant::now() < deadline {
-        if let Some(c) = server.total_subscribers().await {
+        let mut count = Some(0);
+        for s in servers {
+            count = count.zip(s.total_subscribers().await).map(|(a, b)| a + b);
+        }
+        if let Some(c) = count {
             last = c;
             if c == n || (!exact && c > n) {
                 break;
@@ -233,60 +244,65 @@ async fn wait_registered(server: &Running, n: u64, exact: bool, timeout: Duratio
     last
 }
 
-/// Subscribers connected and counted by the server, and its RSS before and after.
+/// Subscribers connected and counted by the servers, and their RSS before and after.
 struct Joined {
     connect: Connected,
     registered: u64,
-    /// Server RSS before any subscriber and with all of them connected, KiB.
+    /// Servers' RSS before any subscriber and with all of them connected, KiB.
     rss_kib: (u64, u64),
 }
 
-/// Connects `subs`, waits until the server counts them, lets it settle.
+/// Connects `subs`, waits until the servers count them, lets them settle.
 async fn join(
     pool: &crate::pool::Pool,
-    server: &Running,
+    servers: &[&Running],
     ctx: &Arc<Context>,
     subs: &[Arc<client::Subscriber>],
     setup: Setup,
 ) -> Joined {
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = rss_kib(server);
+    let before = rss_kib(servers);
     let connect = client::connect_all(pool, ctx, subs, setup.handshake_concurrency).await;
     let want = (subs.len() - connect.failures) as u64;
-    let registered = wait_registered(server, want, false, Duration::from_secs(20)).await;
+    let registered = wait_registered(servers, want, false, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     Joined {
         connect,
         registered,
-        rss_kib: (before, rss_kib(server)),
+        rss_kib: (before, rss_kib(servers)),
     }
 }
 
-/// CPU of the server and of this process from a start.
+/// CPU of the servers (together) and of this process from a start.
 struct Meter {
-    pid: u32,
+    pids: Vec<u32>,
     server0: f64,
     client0: f64,
     started: Instant,
 }
 
 impl Meter {
-    fn start(pid: u32) -> Meter {
+    fn start(servers: &[&Running]) -> Meter {
+        let pids: Vec<u32> = servers.iter().map(|s| s.pid()).collect();
         Meter {
-            pid,
-            server0: procfs::cpu_ms(pid).unwrap_or(0.0),
+            server0: servers_cpu_ms(&pids),
+            pids,
             client0: procfs::self_cpu_ms(),
             started: Instant::now(),
         }
     }
 
-    /// (server, this process) CPU since the start, ms.
+    /// (servers, this process) CPU since the start, ms.
     fn cpu_ms(&self) -> (f64, f64) {
         (
-            procfs::cpu_ms(self.pid).unwrap_or(self.server0) - self.server0,
+            servers_cpu_ms(&self.pids) - self.server0,
             procfs::self_cpu_ms() - self.client0,
         )
     }
+}
+
+fn servers_cpu_ms(pids: &[u32]) -> f64 {
+    pids.iter().map(|&pid| procfs::cpu_ms(pid).unwrap_or(0.0)).sum()
 }
 
 /// After the publishing: the logs, their tally, and CPU and time from `meter`'s start.
@@ -402,7 +418,10 @@ fn expected_deliveries<'a>(
         .sum()
 }
 
-/// The server's RSS now, KiB.
-fn rss_kib(server: &Running) -> u64 {
-    procfs::sample_light(server.pid()).map_or(0, |s| s.rss_kib)
+/// The servers' RSS now, together, KiB.
+fn rss_kib(servers: &[&Running]) -> u64 {
+    servers
+        .iter()
+        .map(|s| procfs::sample_light(s.pid()).map_or(0, |s| s.rss_kib))
+        .sum()
 }

@@ -4,6 +4,10 @@
 //! whole sequence, across the reconnect, must be its channel's publishes
 //! exactly once and in order; a reset counts as a failure. Reported: the
 //! time from the drop until the last client is caught up.
+//!
+//! Over the nodes of a cluster (`cluster-resume-storm`), the clients are
+//! spread over the nodes and each reconnects to the next node, with the id
+//! the node it was on gave it; publishes go through the first node.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -107,6 +111,9 @@ async fn storm(
     }
     // One still open would read on while its successor resumes: left out.
     let closed: Vec<Arc<Subscriber>> = dropped.iter().filter(|s| !s.connected()).cloned().collect();
+    for sub in &closed {
+        sub.move_to_next_node();
+    }
     let without_since = closed.iter().filter(|s| !s.has_seen_a_message()).count();
     let reconnect = connect_all(pool, ctx, &closed, setup.handshake_concurrency).await;
     let figures = StormFigures {
@@ -123,7 +130,7 @@ async fn storm(
 /// Connects, publishes, drops and reconnects everyone mid-way, tallies.
 pub async fn run(
     pool: &Pool,
-    server: &Running,
+    servers: &[&Running],
     ctx: &Arc<Context>,
     spec: &StormSpec,
     setup: Setup,
@@ -131,11 +138,11 @@ pub async fn run(
     let names = channel_names("storm", spec.channels);
     let n = names.len();
     let subs = spread(&names, spec.clients, spec.publishes as usize + 16);
-    let joined = join(pool, server, ctx, &subs, setup).await;
+    let joined = join(pool, servers, ctx, &subs, setup).await;
 
-    let meter = Meter::start(server.pid());
+    let meter = Meter::start(servers);
     let (per_channel, rate) = (spec.publishes, spec.rate);
-    let publishing = publish::at_rate(server.http, ctx, &names, per_channel, rate, spec.payload);
+    let publishing = publish::at_rate(servers[0].http, ctx, &names, per_channel, rate, spec.payload);
     let dropping = async {
         tokio::time::sleep(Duration::from_secs_f64(spec.drop_after_secs)).await;
         wait_first_message(&subs, Duration::from_secs(5)).await;
@@ -152,7 +159,7 @@ pub async fn run(
         pubs,
         settled,
     };
-    let mut o = outcome(server, &ChannelSpec::Storm(spec.clone()), measured);
+    let mut o = outcome(servers[0], &ChannelSpec::Storm(spec.clone()), measured);
     o.storm = Some(figures);
     Ok(o)
 }

@@ -110,7 +110,7 @@ pub fn scenarios(common: &Common) -> Vec<Scenario> {
             source_ips: common.source_ips,
         }),
     });
-    // Issue 11's channels: not in the default suite until wspush serves them.
+    // Issue 11's channels: not in the default suite, which compares with Nchan.
     for (name, group, spec) in [
         ("channels-100x100", "channels", ChannelSpec::many()),
         ("channel-isolation", "isolation", ChannelSpec::isolation()),
@@ -140,6 +140,14 @@ pub fn scenarios(common: &Common) -> Vec<Scenario> {
         group: "sse",
         default: false,
         work: Work::Channels(ChannelSpec::storm(Transport::Sse)),
+    });
+    // The resume storm over two nodes sharing a Redis log, each client
+    // reconnecting to the other node; side by side with one wspush.
+    v.push(Scenario {
+        name: "cluster-resume-storm".into(),
+        group: "cluster",
+        default: true,
+        work: Work::Channels(ChannelSpec::storm(Transport::WebSocket)),
     });
     v
 }

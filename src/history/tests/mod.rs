@@ -3,6 +3,7 @@
 mod evictions;
 mod memory;
 mod model;
+mod rebase;
 mod recharge;
 
 use std::sync::Arc;

@@ -13,9 +13,8 @@
 # target/bench/; kept as target/bench/wspush-SHORTREV for later runs) and runs
 # it side by side with this build as `wspush@SHORTREV` (`--baseline-bin`).
 #
-# The channel scenarios are not in the default suite (wspush does not serve
-# channels yet): `scripts/bench.sh suite --only channels,isolation,resume`.
-# Nor are the event-stream scenarios: `scripts/bench.sh suite --only sse`.
+# One group alone: e.g. `scripts/bench.sh suite --only channels,isolation,resume`
+# or `scripts/bench.sh suite --only sse`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -115,8 +115,8 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         rounds: usize,
         /// Only these scenario groups (fanout, capacity, throughput, slow,
-        /// cluster, publish-rtt, connect-token; channels, isolation, resume,
-        /// sse — not run by default) or names, comma-separated.
+        /// cluster, publish-rtt, connect-token, channels, isolation, resume,
+        /// sse) or names, comma-separated.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Servers to run (default: wspush and, where installed, nchan).

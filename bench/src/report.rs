@@ -457,9 +457,11 @@ pub fn verdicts(rows: &[Summary]) -> Vec<Verdict> {
     if let Some(w) = ten.0 {
         v.push(Verdict {
             figure: "RSS per idle connection (10,000 clients)".into(),
-            target: "≤ 16 KiB".into(),
+            // 1.1× the 11.7 KiB of 4115bf9 (BENCHMARKS.md): one more stack
+            // page per idle reader (+4 KiB) fails it.
+            target: "≤ 12.9 KiB".into(),
             measured: format!("{:.1} KiB", w.rss_per_client_kib),
-            met: Some(w.rss_per_client_kib <= 16.0),
+            met: Some(w.rss_per_client_kib <= 12.9),
         });
         v.push(Verdict {
             figure: "connect 10,000 clients".into(),

@@ -30,32 +30,18 @@ use crate::proxy::ClientAddr;
 use crate::registry::Slot;
 use crate::sse::{self, Cors};
 
-/// Runs an event stream to its end; `deadline` is the handshake's, by when
-/// the response head must be written.
-// Inlined into `session::run`: a frame of its own on an idle connection's
-// stack made it three pages instead of two (15.8 instead of 11.8 KiB per
-// idle WebSocket connection at 10,000 clients, 2026-12-02).
+/// Watches the stream's socket until the stream ends, then ends it.
+// Inlined into `session::run`, as `ws::serve` is.
 #[inline(always)]
-pub(super) fn run(
-    stream: &Arc<TcpStream>,
-    head: RequestHead,
-    from: ClientAddr,
-    slot: Slot,
-    deadline: Instant,
-    ctx: &SessionContext,
-) {
-    let Some(registered) = open(stream, head, from, deadline, ctx) else {
-        return;
-    };
-    crate::threads::release_unused_stack();
+pub(super) fn serve(stream: &TcpStream, registered: Registered, slot: Slot) {
     let ending = watch(stream, &registered.client);
     registered.end(slot, &ending, |_| {});
 }
 
 /// The checks, the response head, the client made and joined (its
 /// `connected` line logged); `None` (answered and logged) if refused or failed.
-#[inline(never)]
-fn open(
+/// `deadline` is the handshake's, by when the response head must be written.
+pub(super) fn open(
     stream: &Arc<TcpStream>,
     head: RequestHead,
     from: ClientAddr,

@@ -58,18 +58,47 @@ pub struct SessionContext {
 
 /// Runs one connection to its end. `slot` is its place under `--max-clients`.
 ///
-/// The head, the handshake and the join run in their own (not inlined)
-/// frames and their stack is given back before the read loop, whose own
-/// frames are kept small: an idle connection's stack stays at two pages.
+/// The head, the handshake and the join run in a frame of their own (`start`)
+/// whose stack is given back before the connection is served; what serves
+/// it is inlined here and its own callees keep small frames: an idle
+/// connection's stack stays at two pages.
 pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, ctx: &SessionContext) {
     let stream = Arc::new(stream);
+    let Some(started) = start(&stream, peer, ctx) else {
+        return;
+    };
+    crate::threads::release_unused_stack();
+    match started {
+        Started::Ws(open) => ws::serve(&stream, open, slot, ctx),
+        Started::Events(registered) => events::serve(&stream, registered, slot),
+    }
+}
+
+/// A connection registered as a client, ready to be served.
+// One per connection, on its thread's stack: boxing the WebSocket would add
+// a heap allocation per connection to save stack that is in use anyway.
+#[allow(clippy::large_enum_variant)]
+enum Started {
+    Ws(ws::Open),
+    Events(Registered),
+}
+
+/// Reads the request head (within the handshake deadline) and opens a
+/// WebSocket or an event stream on it; `None` (answered and logged) if it
+/// did not become a client.
+#[inline(never)]
+fn start(stream: &Arc<TcpStream>, peer: SocketAddr, ctx: &SessionContext) -> Option<Started> {
     let deadline = Instant::now() + ctx.handshake.timeout;
-    let arrived = match request::read(&stream, deadline) {
+    let arrived = match request::read(stream, deadline) {
         Ok(arrived) => arrived,
         Err(e) if e.kind() == stdio::ErrorKind::TimedOut => {
-            return rejected(ctx, &ClientAddr::Direct(peer), &Rejection::Timeout)
+            rejected(ctx, &ClientAddr::Direct(peer), &Rejection::Timeout);
+            return None;
         }
-        Err(e) => return rejected(ctx, &ClientAddr::Direct(peer), &Rejection::Io(e)),
+        Err(e) => {
+            rejected(ctx, &ClientAddr::Direct(peer), &Rejection::Io(e));
+            return None;
+        }
     };
     let from = match &arrived.head {
         Some(head) => ctx
@@ -82,12 +111,12 @@ pub fn run(stream: TcpStream, peer: SocketAddr, slot: Slot, ctx: &SessionContext
         Some(head) if !head.upgrade && target::is_events(&head.path) => {
             // Nothing the client sent after its head matters to a stream.
             drop(bytes);
-            events::run(&stream, head, from, slot, deadline, ctx);
+            events::open(stream, head, from, deadline, ctx).map(Started::Events)
         }
         head => {
             // tungstenite reads the head again: this copy would live as long as the connection.
             drop(head);
-            ws::run(&stream, bytes, from, slot, deadline, ctx);
+            ws::open(stream, bytes, from, deadline, ctx).map(Started::Ws)
         }
     }
 }
@@ -136,7 +165,9 @@ impl Registered {
     /// Ends the connection: the client is unregistered first (no longer one
     /// to send to), then `before_close` runs (a WebSocket waits there for the
     /// peer's Close), the socket is shut and its slot given back, and the
-    /// last line logged.
+    /// last line logged. Not inlined: its formatting would widen the frame
+    /// of `run`, which is on an idle connection's stack.
+    #[inline(never)]
     fn end(self, slot: Slot, ending: &str, before_close: impl FnOnce(&Client)) {
         drop(self.registration);
         before_close(&self.client);

@@ -27,29 +27,18 @@ use crate::registry::Slot;
 const LINGER: Duration = Duration::from_secs(2);
 
 /// A connection past its handshake, registered on its channels.
-struct Open {
+pub(super) struct Open {
     ws: WebSocket<ConnIo>,
     registered: Registered,
 }
 
-/// Runs a WebSocket connection to its end; `read` is what was read of it so
-/// far, `deadline` the handshake's.
-// Inlined into `session::run`: a frame of its own on an idle connection's
-// stack made it three pages instead of two (15.8 instead of 11.8 KiB per
-// idle WebSocket connection at 10,000 clients, 2026-12-02).
+/// Reads frames until the connection ends, then ends it.
+// Inlined into `session::run`, whose frame then holds the connection: a frame
+// of its own on an idle connection's stack can make it three pages instead of
+// two (15.7 instead of 11.7 KiB per idle connection at 10,000 clients).
 #[inline(always)]
-pub(super) fn run(
-    stream: &Arc<TcpStream>,
-    read: Vec<u8>,
-    from: ClientAddr,
-    slot: Slot,
-    deadline: Instant,
-    ctx: &SessionContext,
-) {
-    let Some(Open { mut ws, registered }) = open(stream, read, from, deadline, ctx) else {
-        return;
-    };
-    crate::threads::release_unused_stack();
+pub(super) fn serve(stream: &TcpStream, open: Open, slot: Slot, ctx: &SessionContext) {
+    let Open { mut ws, registered } = open;
     let ending = read_until_closed(&mut ws, &registered.client, &ctx.fanout);
     // Closing: no longer a client to send to, though the socket (and its
     // slot) lives on until the peer has seen our Close.
@@ -62,8 +51,7 @@ pub(super) fn run(
 
 /// The handshake, the client made and joined to its channels (its
 /// `connected` line logged); `None` (logged) if refused or failed.
-#[inline(never)]
-fn open(
+pub(super) fn open(
     stream: &Arc<TcpStream>,
     read: Vec<u8>,
     from: ClientAddr,

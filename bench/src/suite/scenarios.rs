@@ -110,7 +110,7 @@ pub fn scenarios(common: &Common) -> Vec<Scenario> {
             source_ips: common.source_ips,
         }),
     });
-    // Issue 11's channels: not in the default suite, which compares with Nchan.
+    // Issue 11's channels, each beside Nchan with one channel per URL.
     for (name, group, spec) in [
         ("channels-100x100", "channels", ChannelSpec::many()),
         ("channel-isolation", "isolation", ChannelSpec::isolation()),
@@ -119,17 +119,17 @@ pub fn scenarios(common: &Common) -> Vec<Scenario> {
         v.push(Scenario {
             name: name.into(),
             group,
-            default: false,
+            default: true,
             work: Work::Channels(spec),
         });
     }
-    // Issue 12's event streams: not in the default suite until wspush serves
-    // them. The fan-out runs wspush over SSE and over WebSocket (`/ws/all`,
-    // the same envelopes) and Nchan's EventSource subscriber side by side.
+    // Issue 12's event streams: the fan-out runs wspush over SSE and over
+    // WebSocket (`/ws/all`, the same envelopes) and Nchan's EventSource
+    // subscriber side by side.
     v.push(Scenario {
         name: "sse-fanout-10000".into(),
         group: "sse",
-        default: false,
+        default: true,
         work: Work::Load(Spec {
             transport: Transport::Sse,
             ..spec(10_000, 0, 100, rate(100, 10.0))
@@ -138,7 +138,7 @@ pub fn scenarios(common: &Common) -> Vec<Scenario> {
     v.push(Scenario {
         name: "sse-resume-storm".into(),
         group: "sse",
-        default: false,
+        default: true,
         work: Work::Channels(ChannelSpec::storm(Transport::Sse)),
     });
     // The resume storm over two nodes sharing a Redis log, each client

@@ -48,10 +48,11 @@ const ENDING_EVENTS = ['kicked'];
  * @param {(reason: string, opened: boolean) => void} on.failed The stream is
  *   closed for good; `opened`: whether the server ever answered it with a stream.
  * @param {() => void} on.expired The server said the token expired; the stream is closed.
+ * @param {boolean} [withCredentials] Send cookies to a server of another origin.
  * @returns {{close: () => void}} `close()` ends it without any further call.
  */
-export function openEventStream(url, on) {
-  const source = new EventSource(url);
+export function openEventStream(url, on, withCredentials = false) {
+  const source = new EventSource(url, { withCredentials });
   const stream = { opened: false, everOpened: false, live: false, reconnecting: false, done: false, said: null };
   const finish = (reason) => {
     if (stream.done) return;

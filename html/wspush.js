@@ -12,7 +12,7 @@ const BACKOFF_FIRST_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 /** The transports this version speaks ("auto": WebSocket, falling back to EventSource). */
 const TRANSPORTS = ['auto', 'websocket', 'sse'];
-const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport', 'getToken'];
+const OPTIONS = ['onMessage', 'onReset', 'onStatus', 'last', 'since', 'transport', 'getToken', 'withCredentials'];
 /** The close code of a connection whose subscribe token expired. */
 const TOKEN_EXPIRED = 4001;
 /** What status URLs and reasons show in place of a token. */
@@ -100,6 +100,11 @@ const REDACTED = 'redacted';
  *   once and the subscription resumes where it was, so nothing is lost. An
  *   error or a rejected Promise counts as a failed attempt (retried with backoff),
  *   and so does a token the server refuses (401/403 before the upgrade or the stream).
+ * @property {boolean} [withCredentials] Open event streams `withCredentials`, so
+ *   that the browser sends the `wspush_token` cookie to a server on another
+ *   origin (another port is one: the page on the side port, streams on the
+ *   public port). The server allows it for a listed origin when it checks
+ *   tokens. A WebSocket handshake carries the host's cookies anyway. Default false.
  */
 
 /**
@@ -185,7 +190,7 @@ export function subscribe(url, channels, options = {}) {
     if (link.closed) return; // onStatus called close()
     const open = (token) => {
       // Reasons reach onStatus: a browser's error text may quote the URL.
-      const sub = { cursor, choice, link, report, deliver, renew, retry: (reason, code) => retry(redact(reason, token), code) };
+      const sub = { cursor, choice, link, report, deliver, renew, withCredentials: opts.withCredentials, retry: (reason, code) => retry(redact(reason, token), code) };
       if (sse) connectStream(target({ ...resume, token }), shown, sub);
       else connectSocket(target({ ...resume, token }), sub);
     };
@@ -291,7 +296,7 @@ function connectSocket(target, { cursor, choice, link, retry, deliver, renew }) 
  * @param {string} shown The same URL as statuses show it (token redacted).
  * @param {object} sub `subscribe`'s state and steps.
  */
-function connectStream(target, shown, { cursor, choice, link, report, retry, deliver, renew }) {
+function connectStream(target, shown, { cursor, choice, link, report, retry, deliver, renew, withCredentials }) {
   const on = {
     data: (text) => deliver(cursor.receive(text)),
     open: (reconnected) => {
@@ -318,7 +323,7 @@ function connectStream(target, shown, { cursor, choice, link, report, retry, del
     },
   };
   try {
-    link.stream = openEventStream(target, on);
+    link.stream = openEventStream(target, on, withCredentials);
   } catch (err) {
     choice.ended('sse', false);
     retry(errorText(err));
@@ -468,12 +473,14 @@ function checkOptions(options) {
   if (!TRANSPORTS.includes(transport)) throw new TypeError('wspush: unsupported transport ' + transport);
   if (!Number.isInteger(last) || last < 0) throw new TypeError('wspush: last must be a whole number >= 0');
   if (since !== null && typeof since !== 'string') throw new TypeError('wspush: since must be an id string');
+  const { withCredentials = false } = options;
+  if (typeof withCredentials !== 'boolean') throw new TypeError('wspush: withCredentials must be true or false');
   for (const name of ['onMessage', 'onReset', 'onStatus', 'getToken']) {
     if (options[name] !== undefined && typeof options[name] !== 'function') {
       throw new TypeError('wspush: ' + name + ' must be a function');
     }
   }
-  return { ...options, transport, last, since };
+  return { ...options, transport, last, since, withCredentials };
 }
 
 /** An error's message, or the thrown value as text. */

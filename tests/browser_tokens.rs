@@ -8,6 +8,10 @@
 //! which cannot see the 401 of a refused token, a page with a bad token backs
 //! off between attempts as over a WebSocket.
 //!
+//! A page of the side port whose token is only in the `wspush_token` cookie
+//! subscribes over SSE to the public port (another origin) with
+//! `withCredentials`; without it the stream is refused.
+//!
 //! The dashboard (`/`) takes its tokens from `POST /tokens` when `/config.json`
 //! says the server checks them, over a WebSocket and forced to SSE.
 //!
@@ -54,6 +58,28 @@ window.sub = wspush.subscribe(params.get('ws'), ['orders'], {
   },
   onMessage: (m) => { window.got.push(m.data); log(m.id + ' ' + m.data + (m.replayed ? ' (replayed)' : '')); },
   onStatus: (s) => { window.statuses.push(s); log(s.state + ' ' + (s.code ?? '') + ' ' + (s.url ?? '')); },
+});
+</script></body></html>
+"#;
+
+/// A page of the side port that mints a token, puts it in the `wspush_token`
+/// cookie and subscribes to `orders` over SSE on the public port (another
+/// origin) with no `getToken`, `withCredentials` when `?credentials=1`.
+const COOKIE_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>cookie</title></head>
+<body>
+<script type="module">
+import * as wspush from './wspush.js';
+const params = new URLSearchParams(location.search);
+window.got = [];
+window.statuses = [];
+const answer = await fetch('/tokens', { method: 'POST', body: JSON.stringify({ channels: ['orders'], ttl: 600 }) });
+document.cookie = 'wspush_token=' + (await answer.json()).token + '; path=/; SameSite=Lax';
+window.sub = wspush.subscribe(params.get('ws'), ['orders'], {
+  transport: 'sse',
+  withCredentials: params.get('credentials') === '1',
+  onMessage: (m) => window.got.push(m.data),
+  onStatus: (s) => window.statuses.push(s),
 });
 </script></body></html>
 "#;
@@ -186,6 +212,51 @@ fn an_sse_page_with_a_refused_token_backs_off_between_attempts() {
 }
 
 #[test]
+fn an_sse_page_of_another_origin_sends_its_cookie_token_with_credentials() {
+    let Some(page) = Browser::launch("an_sse_page_of_another_origin_sends_its_cookie_token_with_credentials")
+    else {
+        return;
+    };
+    let server = tokens::checking_server(&["--html-dir", &page_dir()]);
+    let url = |credentials: u8| {
+        server.url(&format!(
+            "/cookie.html?credentials={credentials}&ws=ws://{}",
+            server.ws
+        ))
+    };
+
+    // Without credentials the browser keeps the cookie to the page's origin:
+    // the stream is refused (401), and the page backs off.
+    page.open(&url(0));
+    page.wait_for(
+        "a refused attempt",
+        "window.statuses.some(s => s.state === 'reconnecting')",
+    );
+    assert!(server.counters().tokens_rejected >= 1);
+
+    page.open(&url(1));
+    page.wait_for("the page to be live", "window.sub && window.sub.state === 'live'");
+    let rejected = server.counters().tokens_rejected;
+    channels::publish(&server, "orders", "hi");
+    page.wait_for("the message", "window.got.includes('hi')");
+    assert_eq!(
+        server.counters().tokens_rejected,
+        rejected,
+        "the stream was let in"
+    );
+    let statuses = page.eval("window.statuses");
+    assert!(
+        statuses
+            .as_array()
+            .expect("a list")
+            .iter()
+            .all(|s| s["transport"] == "sse"),
+        "{statuses}"
+    );
+    page.screenshot();
+}
+
+#[test]
 fn the_dashboard_subscribes_with_a_token_when_the_server_checks_them() {
     let Some(page) = Browser::launch("the_dashboard_subscribes_with_a_token_when_the_server_checks_them")
     else {
@@ -226,6 +297,7 @@ fn page_dir() -> String {
         std::fs::copy(support::html_dir().join(file), dir.join(file)).expect("copy wspush.js");
     }
     std::fs::write(dir.join("tokens.html"), PAGE).expect("write the page");
+    std::fs::write(dir.join("cookie.html"), COOKIE_PAGE).expect("write the page");
     dir.display().to_string()
 }
 

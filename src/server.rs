@@ -23,7 +23,7 @@ use self::setup::{
     warn_about, Bound, Core,
 };
 use crate::acceptor::{self, Acceptor};
-use crate::cluster::{self, Cluster, ClusterSettings, ClusterThreads, LogSettings};
+use crate::cluster::{self, Cluster, ClusterSettings, ClusterThreads, LogSettings, NodeUrls};
 use crate::config::Config;
 use crate::http_api::HttpApi;
 use crate::http_front::{HttpFront, Routes};
@@ -264,13 +264,15 @@ fn cluster_settings(config: &Config, bound: &Bound) -> Result<Option<ClusterSett
     let Some(url) = &config.redis else {
         return Ok(None);
     };
-    let mut settings = ClusterSettings::new(url, &config.redis_channel, config.node_id.as_deref())
-        .map_err(|e| StartError::Invalid(e.to_string()))?;
-    settings.ws_url = format!("ws://{}{WS_PATH}", bound.ws_addr);
-    settings.http_url = format!("http://{}/", bound.http_addr);
-    settings.log = LogSettings {
+    let urls = NodeUrls {
+        ws: format!("ws://{}{WS_PATH}", bound.ws_addr),
+        http: format!("http://{}/", bound.http_addr),
+    };
+    let log = LogSettings {
         max_len: config.redis_stream_max_len,
         keep: config.history_ttl,
     };
-    Ok(Some(settings))
+    ClusterSettings::new(url, &config.redis_channel, config.node_id.as_deref(), urls, log)
+        .map(Some)
+        .map_err(|e| StartError::Invalid(e.to_string()))
 }

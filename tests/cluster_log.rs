@@ -399,6 +399,13 @@ fn a_node_whose_log_link_stays_down_is_degraded_then_recovers_what_was_logged_me
         b.stat("redis_resets"),
     );
     assert_eq!(counted, (1, 1, MEANWHILE, 0), "{}", b.stats());
+    // Read from the log: `before`, the ones logged meanwhile and `end` (the
+    // announcements on the subscription are not messages).
+    let read = MEANWHILE + 2;
+    wait_until("b counts what it read", || {
+        b.stat("redis_messages_received") >= read
+    });
+    assert_eq!(b.stat("redis_messages_received"), read, "{}", b.stats());
     let metrics = b.get("/metrics").1;
     for line in [
         "wspush_redis_up 1".to_owned(),

@@ -46,7 +46,7 @@ impl Counters {
             },
             count(
                 "redis_publishes",
-                "Publish requests appended to the Redis log",
+                "Publishes sent through Redis: appended to the log, or a /send/{id} to the node of its client",
                 &self.publishes,
             ),
             count(

@@ -77,8 +77,6 @@ const POLL: Duration = Duration::from_millis(250);
 /// The log keeps this much more than `--history-ttl`, so that a node starting
 /// or reconnecting finds all of the window still there.
 const TRIM_MARGIN: Duration = Duration::from_secs(60);
-/// `--redis-stream-max-len`'s default.
-const DEFAULT_STREAM_MAX_LEN: u64 = 100_000;
 /// A subscription that hears nothing, not even its own announcements, for this
 /// long is taken as dead and made anew.
 const SILENCE_LIMIT: Duration = Duration::from_secs(15);
@@ -97,10 +95,17 @@ pub struct ClusterSettings {
     /// `--node-id`, or a random one.
     node: Arc<str>,
     /// This node's WebSocket and side-port URLs, as bound, for `/cluster`.
-    pub ws_url: String,
-    pub http_url: String,
+    urls: NodeUrls,
     /// How much the log keeps.
-    pub log: LogSettings,
+    log: LogSettings,
+}
+
+/// A node's WebSocket and side-port URLs, as bound, for `/cluster`.
+pub struct NodeUrls {
+    /// `ws://…/echo`.
+    pub ws: String,
+    /// `http://…/`.
+    pub http: String,
 }
 
 /// How much the log keeps.
@@ -114,7 +119,13 @@ pub struct LogSettings {
 
 impl ClusterSettings {
     /// Checks the flags (does not connect yet).
-    pub fn new(url: &str, prefix: &str, node_id: Option<&str>) -> Result<ClusterSettings, SetupError> {
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        node_id: Option<&str>,
+        urls: NodeUrls,
+        log: LogSettings,
+    ) -> Result<ClusterSettings, SetupError> {
         let client = redis::Client::open(url).map_err(SetupError::Url)?;
         if prefix.is_empty() || prefix.contains(char::is_whitespace) {
             return Err(SetupError::Channel);
@@ -123,12 +134,8 @@ impl ClusterSettings {
             client,
             prefix: prefix.to_owned(),
             node: node::node_id(node_id)?,
-            ws_url: String::new(),
-            http_url: String::new(),
-            log: LogSettings {
-                max_len: DEFAULT_STREAM_MAX_LEN,
-                keep: Duration::from_secs(300),
-            },
+            urls,
+            log,
         })
     }
 
@@ -216,8 +223,8 @@ impl Cluster {
             client: settings.client,
             target,
             fanout,
-            ws_url: settings.ws_url,
-            http_url: settings.http_url,
+            ws_url: settings.urls.ws,
+            http_url: settings.urls.http,
             log: LogKeys::new(&settings.prefix),
             log_settings: settings.log,
             log_epoch: Mutex::new(None),

@@ -87,7 +87,6 @@ fn listen(cluster: &Cluster, pubsub: &mut redis::PubSub<'_>, stop: &StopToken, d
 
 /// Acts on one message from the subscription.
 fn handle(cluster: &Cluster, dedup: &mut Dedup, channel: &str, bytes: &[u8]) {
-    cluster.counters.received.fetch_add(1, SeqCst);
     let env = match wire::decode(bytes) {
         Ok(env) => env,
         Err(e) => {

@@ -198,8 +198,11 @@ fn first_frames(ctx: &JoinContext, hub: &mut Hub, client: &Arc<Client>, start: &
             break;
         }
     }
-    for stored in &looked_at {
-        hub.history.recharge(stored);
+    // Only an event-stream client's look encodes (their events).
+    if transport == Transport::Sse {
+        for stored in &looked_at {
+            hub.history.recharge(stored);
+        }
     }
     joined
 }

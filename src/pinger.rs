@@ -114,7 +114,7 @@ impl Pinger {
                         self.ping_slice(&ping, round % slices, slices);
                         round += 1;
                     } else if Instant::now() >= next_ping {
-                        self.ping_all();
+                        self.ping_all(&ping);
                         next_ping += self.interval;
                     }
                 }
@@ -139,8 +139,7 @@ impl Pinger {
 
     /// The tutorial's round: a Ping to every client, and a text `ping` to
     /// each `/echo` client.
-    fn ping_all(&self) {
-        let ping = Pings::new();
+    fn ping_all(&self, ping: &Pings) {
         let text = frame::text("ping");
         self.fanout.offer_each(|client| {
             self.fanout.offer(client, ping.for_transport(client.transport()))

@@ -207,6 +207,10 @@ impl<F: HeldBytes> History<F> {
     /// what the byte cap then no longer allows. A message no longer stored
     /// is not counted: its bytes go with the last client holding it.
     pub fn recharge(&mut self, stored: &Stored<F>) {
+        // The common case, no new encoding: no lookup.
+        if !stored.has_grown() {
+            return;
+        }
         let seq = stored.id().seq();
         let held = self.channels.get(stored.channel().as_str()).is_some_and(|entry| {
             entry

@@ -72,6 +72,11 @@ impl<F: HeldBytes> Stored<F> {
         })
     }
 
+    /// Whether it holds more than was counted (an encoding made since).
+    pub(super) fn has_grown(&self) -> bool {
+        own_cost::<F>() + self.frames.held_bytes() != self.cost.load(Relaxed)
+    }
+
     /// Sets the counted cost to what it holds now; returns the growth since
     /// it was last counted (frames only ever gain encodings).
     pub(super) fn recharge(&self) -> usize {

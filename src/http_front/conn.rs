@@ -12,7 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use super::backend::Backend;
 use super::body::{self, BodyError};
 use super::conns::{Conns, Phase, Slot};
-use super::head::{self, Head, MAX_HEAD_BYTES};
+use super::head::{self, Head};
 use super::inbound::{Inbound, ReadError, Source};
 use super::refusal::Refusal;
 use super::timed::TimedStream;
@@ -191,10 +191,7 @@ fn read_head(inbound: &mut Inbound<Client>, deadline: Instant, max_body: usize) 
         let mid_request = !inbound.unread().is_empty();
         match inbound.fill(deadline) {
             Ok(true) => {}
-            Ok(false) => {
-                let reason = format!("request head larger than {MAX_HEAD_BYTES} bytes");
-                return Err(End::Refused(Refusal::new(431, reason)));
-            }
+            Ok(false) => return Err(End::Refused(head::too_large())),
             Err(ReadError::TimedOut) if mid_request => {
                 return Err(End::Refused(Refusal::new(
                     408,

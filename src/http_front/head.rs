@@ -133,7 +133,8 @@ fn forward(method: &str, target: &str, headers: &[httparse::Header]) -> Vec<u8> 
     out
 }
 
-fn too_large() -> Refusal {
+/// The 431 of a head that does not fit.
+pub(super) fn too_large() -> Refusal {
     Refusal::new(431, format!("request head larger than {MAX_HEAD_BYTES} bytes"))
 }
 

@@ -1,7 +1,5 @@
 //! A request the front door refuses: its status, its reason, and the response bytes.
 
-use std::fmt;
-
 use crate::http_error::error_response;
 
 /// A refusal decided by the front door; the connection is closed after it.
@@ -36,12 +34,6 @@ impl Refusal {
         };
         let extra = format!("cache-control: no-store\r\n{retry}");
         error_response(self.status, phrase(self.status), &self.reason, &extra).into_bytes()
-    }
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.status, self.reason)
     }
 }
 

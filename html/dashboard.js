@@ -71,8 +71,9 @@ async function start(attempt) {
     config = await serverConfig();
     ui.url.textContent = subscribeUrl(config.base, 'all');
   } catch (err) {
-    showWait(retryDelay(attempt), String(err.message || err));
-    setTimeout(() => start(attempt + 1), retryDelay(attempt));
+    const delay = retryDelay(attempt);
+    showWait(delay, String(err.message || err));
+    setTimeout(() => start(attempt + 1), delay);
     return;
   }
   base = config.base;

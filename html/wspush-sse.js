@@ -54,11 +54,15 @@ const ENDING_EVENTS = ['kicked'];
 export function openEventStream(url, on, withCredentials = false) {
   const source = new EventSource(url, { withCredentials });
   const stream = { opened: false, everOpened: false, live: false, reconnecting: false, done: false, said: null };
-  const finish = (reason) => {
-    if (stream.done) return;
+  // Closes it for good; false when it already was.
+  const stop = () => {
+    if (stream.done) return false;
     stream.done = true;
     source.close();
-    on.failed(reason, stream.everOpened);
+    return true;
+  };
+  const finish = (reason) => {
+    if (stop()) on.failed(reason, stream.everOpened);
   };
   for (const name of ENDING_EVENTS) {
     source.addEventListener(name, () => {
@@ -66,10 +70,7 @@ export function openEventStream(url, on, withCredentials = false) {
     });
   }
   source.addEventListener('expired', () => {
-    if (stream.done) return;
-    stream.done = true;
-    source.close();
-    on.expired();
+    if (stop()) on.expired();
   });
   const data = (event) => {
     if (!stream.done) on.data(event.data);
@@ -97,13 +98,7 @@ export function openEventStream(url, on, withCredentials = false) {
     if (source.readyState === EventSource.CLOSED) finish('refused: an HTTP error, or not an event stream');
     else finish(said || (opened ? 'stream ended before it was live' : 'connection failed'));
   };
-  return {
-    close() {
-      if (stream.done) return;
-      stream.done = true;
-      source.close();
-    },
-  };
+  return { close: stop };
 }
 
 /**

@@ -67,7 +67,9 @@ fn garbage_on_the_http_port() {
     server.wait_clients(1);
     // The front door answers each with a JSON error and closes: 400 for what
     // is not HTTP, 505 for an HTTP version it does not speak.
-    for (bytes, status) in GARBAGE.iter().zip([400, 400, 400, 400, 505]) {
+    // One status per entry of GARBAGE (the length is checked when compiled).
+    let statuses: [u16; GARBAGE.len()] = [400, 400, 400, 400, 505];
+    for (bytes, status) in GARBAGE.iter().zip(statuses) {
         let mut stream = raw_connect(server.http);
         stream.write_all(bytes).unwrap();
         let resp = read_http_response(&mut stream);

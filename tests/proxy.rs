@@ -147,7 +147,7 @@ fn the_readme_block_with_its_tls_lines_passes_nginx_t() {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!("openssl failed: {}", String::from_utf8_lossy(&out.stderr)),
         Err(e) => {
-            assert!(!nginx::in_ci(), "CI=true but openssl cannot run: {e}");
+            assert!(!support::in_ci(), "CI=true but openssl cannot run: {e}");
             eprintln!("SKIPPED {test}: openssl not found ({e})");
             return;
         }

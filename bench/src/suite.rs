@@ -551,13 +551,7 @@ pub fn run(
     };
     let chosen: Vec<Scenario> = scenarios(common)
         .into_iter()
-        .filter(|s| {
-            if only.is_empty() {
-                s.default
-            } else {
-                only.iter().any(|o| o == s.group || *o == s.name)
-            }
-        })
+        .filter(|s| only.is_empty() || only.iter().any(|o| o == s.group || *o == s.name))
         .collect();
     let mut out = Collected::default();
     for (j, sc) in chosen.iter().enumerate() {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::support::DEADLINE;
+use crate::support::{in_ci, DEADLINE};
 
 /// Debian's Chromium (a wrapper script that runs /usr/lib/chromium/chromium).
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -53,11 +53,6 @@ pub const DESKTOP: (u32, u32) = (1280, 800);
 
 /// The key WebDriver gives an element reference under.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-/// Whether this run is CI, where a missing browser is a failure rather than a skip.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
 
 /// Where screenshots go: `target/e2e/`.
 pub fn screenshot_dir() -> PathBuf {

@@ -17,6 +17,13 @@ use wspush::{Config, Server, StartError, StatsSnapshot};
 /// How long any wait in a test may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
+/// Whether this is a CI run (`CI` set, and not to `false` or `0`): a test
+/// that needs a Debian package then fails when it is missing, not skips.
+#[allow(dead_code)] // not every test crate needs a package
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
 /// The repository's `html/` folder.
 pub fn html_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("html")

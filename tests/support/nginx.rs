@@ -24,7 +24,7 @@ use std::sync::Once;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{temp_dir, DEADLINE};
+use crate::support::{in_ci, temp_dir, DEADLINE};
 
 /// Where Debian puts nginx.
 const NGINX: &str = "/usr/sbin/nginx";
@@ -319,11 +319,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
-}
-
-/// Whether this run is CI, where a missing nginx is a failure rather than a skip.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
 /// Debian's nginx, or nginx on PATH; `None` after a skip line outside CI.

@@ -140,7 +140,7 @@ fn redis_server_bin(test: &str) -> Option<PathBuf> {
         .map(|dir| dir.join("redis-server"))
         .find(|p| is_executable(p));
     if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
+        if crate::support::in_ci() {
             panic!("redis-server is not installed; CI must install the Debian package redis-server");
         }
         static SKIP: Once = Once::new();

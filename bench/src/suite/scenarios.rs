@@ -26,8 +26,6 @@ pub struct Scenario {
     pub name: String,
     /// Its group (`--only`).
     pub group: &'static str,
-    /// Part of a suite run without `--only`.
-    pub default: bool,
     /// What it does.
     pub work: Work,
 }
@@ -39,7 +37,6 @@ pub fn scenarios(common: &Common) -> Vec<Scenario> {
     let load = |name: String, group, spec| Scenario {
         name,
         group,
-        default: true,
         work: Work::Load(spec),
     };
     let mut v = Vec::new();
@@ -88,7 +85,6 @@ pub fn scenarios(common: &Common) -> Vec<Scenario> {
         v.push(Scenario {
             name: format!("publish-rtt-{clients}"),
             group: "publish-rtt",
-            default: true,
             work: Work::Rtt(RttSpec {
                 clients,
                 publishes: 2_000,
@@ -103,7 +99,6 @@ pub fn scenarios(common: &Common) -> Vec<Scenario> {
     v.push(Scenario {
         name: "connect-token-10000".into(),
         group: "connect-token",
-        default: true,
         work: Work::Connect(ConnectSpec {
             clients: 10_000,
             handshake_concurrency: common.handshake_concurrency,
@@ -119,7 +114,6 @@ pub fn scenarios(common: &Common) -> Vec<Scenario> {
         v.push(Scenario {
             name: name.into(),
             group,
-            default: true,
             work: Work::Channels(spec),
         });
     }
@@ -129,7 +123,6 @@ pub fn scenarios(common: &Common) -> Vec<Scenario> {
     v.push(Scenario {
         name: "sse-fanout-10000".into(),
         group: "sse",
-        default: true,
         work: Work::Load(Spec {
             transport: Transport::Sse,
             ..spec(10_000, 0, 100, rate(100, 10.0))
@@ -138,7 +131,6 @@ pub fn scenarios(common: &Common) -> Vec<Scenario> {
     v.push(Scenario {
         name: "sse-resume-storm".into(),
         group: "sse",
-        default: true,
         work: Work::Channels(ChannelSpec::storm(Transport::Sse)),
     });
     // The resume storm over two nodes sharing a Redis log, each client
@@ -146,7 +138,6 @@ pub fn scenarios(common: &Common) -> Vec<Scenario> {
     v.push(Scenario {
         name: "cluster-resume-storm".into(),
         group: "cluster",
-        default: true,
         work: Work::Channels(ChannelSpec::storm(Transport::WebSocket)),
     });
     v

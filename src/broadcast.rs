@@ -25,7 +25,7 @@ use std::thread;
 use std::time::Instant;
 
 use crate::channel::ChannelName;
-use crate::client::{Client, ClientId};
+use crate::client::{Client, ClientId, Transport};
 use crate::frame::EncodedFrame;
 use crate::history::{MessageId, Stored};
 use crate::message::{self, Frames, Prepared};
@@ -83,21 +83,24 @@ impl Fanout {
         let now = Instant::now();
         let delivered = self.registry.with_hub(|hub| {
             let stored = hub.history.publish(channel, now, |id| prepared.frames(id));
-            self.offer_stored(hub, &stored)
+            self.offer_stored(hub, &stored, prepared.raw())
         });
         self.count_published(channel, &delivered);
         delivered
     }
 
     /// Offers a message just stored to its channel's subscribers (under the
-    /// lock), then counts in the history the event an event-stream
-    /// subscriber made for it.
-    fn offer_stored(&self, hub: &mut Hub, stored: &Stored<Frames>) -> Delivered {
+    /// lock; `raw` to `/echo` clients), then counts in the history the event
+    /// an event-stream subscriber made for it.
+    fn offer_stored(&self, hub: &mut Hub, stored: &Stored<Frames>, raw: Option<&EncodedFrame>) -> Delivered {
         let subscribers = hub.subscribers(stored.channel());
         let encoded = &self.stats.sse_events_encoded;
         let clients = self.offer_sharded(&subscribers, &|client: &Client| {
-            message::outgoing(stored, client.transport(), encoded)
-                .is_some_and(|frame| self.offer(client, frame))
+            let frame = match client.transport() {
+                Transport::Echo => raw,
+                transport => message::outgoing(stored, transport, encoded),
+            };
+            frame.is_some_and(|frame| self.offer(client, frame))
         });
         hub.history.recharge(stored);
         Delivered {

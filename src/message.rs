@@ -7,7 +7,9 @@
 //! envelope's `data`) is encoded by `Prepared::new` before the hub lock is
 //! taken; `Prepared::frames` only copies it around the id, into the frame's
 //! one allocation, under the lock. The result (`Frames`) is what the history
-//! stores and every subscriber is offered.
+//! stores and every subscriber is offered. The raw frame is not stored:
+//! `/echo` clients get no replay, so it goes with the publish's own fan-out
+//! (`Prepared::raw`) and no further.
 //!
 //! The event an event-stream client (`/events/…`) gets is the same envelope
 //! as a Server-Sent Event (`sse`). It is made only when a message goes to
@@ -32,8 +34,6 @@ use crate::sse::{self, Control, EncodedEvent};
 pub struct Frames {
     /// `{"channel","id","data"}` in one text frame, for `/ws/…` clients.
     envelope: EncodedFrame,
-    /// The payload as its own frame, for `/echo` clients: only on `all`.
-    raw: Option<EncodedFrame>,
     /// The envelope as an event, for event-stream clients: made by the first.
     event: OnceLock<EncodedEvent>,
 }
@@ -48,12 +48,12 @@ impl Frames {
 
 impl HeldBytes for Frames {
     fn held_bytes(&self) -> usize {
-        self.envelope.held_bytes() + self.raw.held_bytes() + self.event.get().map_or(0, HeldBytes::held_bytes)
+        self.envelope.held_bytes() + self.event.get().map_or(0, HeldBytes::held_bytes)
     }
 }
 
-/// What a client of `transport` is sent for `stored`; `None` when such
-/// clients cannot be on its channel (`/echo` clients are on `all` only).
+/// What a client of `transport` is sent for `stored`; `None` for `/echo`
+/// clients, whose raw frame is not stored (`Prepared::raw`).
 /// The first event-stream client encodes the event, counted in `events_encoded`.
 pub fn outgoing<'a>(
     stored: &'a Stored<Frames>,
@@ -63,7 +63,7 @@ pub fn outgoing<'a>(
     let frames = stored.frames();
     match transport {
         Transport::Ws => Some(&frames.envelope),
-        Transport::Echo => frames.raw.as_ref(),
+        Transport::Echo => None,
         Transport::Sse => Some(frames.event.get_or_init(|| {
             events_encoded.inc();
             sse::message(&stored.id(), frame::text_payload(&frames.envelope))
@@ -89,6 +89,11 @@ impl<'a> Prepared<'a> {
         }
     }
 
+    /// The raw frame `/echo` clients are sent: only for a publish to `all`.
+    pub fn raw(&self) -> Option<&EncodedFrame> {
+        self.raw.as_ref()
+    }
+
     /// The frames of the message with `id` (called under the hub lock).
     pub fn frames(&self, id: MessageId) -> Frames {
         let len = envelope::message_len(self.channel, &id, &self.data);
@@ -98,7 +103,6 @@ impl<'a> Prepared<'a> {
         });
         Frames {
             envelope,
-            raw: self.raw.clone(),
             event: OnceLock::new(),
         }
     }
@@ -217,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn a_publish_to_all_has_both_frames_and_to_a_channel_only_the_envelope() {
+    fn a_publish_to_all_has_a_raw_frame_and_stores_only_the_envelope() {
         let payload = Payload::new(PayloadKind::Json, &br#"{"a":1}"#[..]);
         let encoded = Counter::default();
         let all = stored(&ChannelName::all(), &payload, 3);
@@ -228,11 +232,13 @@ mod tests {
                 r#"{"channel":"all","id":"0000000000000abc-3","data":{"a":1}}"#
             ))
         );
-        assert_eq!(out(&all, Transport::Echo), Some(frame::text(r#"{"a":1}"#)));
+        assert_eq!(out(&all, Transport::Echo), None, "not stored");
+        let all_channel = ChannelName::all();
+        let prepared = Prepared::new(&all_channel, &payload);
+        assert_eq!(prepared.raw(), Some(&frame::text(r#"{"a":1}"#)));
         let orders = ChannelName::new("orders").unwrap();
-        let one = stored(&orders, &payload, 4);
-        assert_eq!(out(&one, Transport::Echo), None);
-        assert!(one.frames().held_bytes() < all.frames().held_bytes());
+        assert_eq!(Prepared::new(&orders, &payload).raw(), None);
+        assert_eq!(all.frames().held_bytes(), all.frames().envelope().held_bytes());
         assert_eq!(encoded.get(), 0, "no event made for WebSocket clients");
     }
 

@@ -28,7 +28,7 @@ impl Fanout {
             let stored = hub
                 .history
                 .append(channel, id, at, now, |id| prepared.frames(id))?;
-            Ok::<_, AppendError>(self.offer_stored(hub, &stored))
+            Ok::<_, AppendError>(self.offer_stored(hub, &stored, prepared.raw()))
         })?;
         self.registry.reached(id.seq());
         self.count_published(channel, &delivered);
